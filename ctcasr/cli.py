@@ -1,0 +1,170 @@
+"""The ``ctcasr`` command. Thin: parse arguments, call the library, print.
+
+Errors a user can cause print one line to stderr (``ctcasr: error: ...``) and exit 1; an
+unexpected failure prints one line too and asks for CTCASR_DEBUG=1 to show the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+log = logging.getLogger("ctcasr")
+
+
+def _setup_logging(verbose: int):
+    level = logging.WARNING if verbose < 0 else logging.INFO if verbose == 0 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+
+
+# ------------------------------------------------------------------------- commands
+def cmd_prepare(a):
+    from .train import prepare
+
+    r = prepare(a.config, a.train, a.out)
+    print(f"wrote {a.out}/tokens.txt ({r['tokens']} tokens) and {a.out}/cmvn.json "
+          f"({r['cmvn_frames']} frames) from {r['utterances']} utterances")
+    return 0
+
+
+def cmd_train(a):
+    from .train import train
+
+    r = train(a.config, a.train, a.valid, a.out, resume=a.resume, device=a.device, epochs=a.epochs,
+              progress=not a.no_progress and sys.stderr.isatty())
+    if r:
+        print(f"epoch {r['epoch']}: valid CER {100 * r['valid_cer']:.2f}% WER {100 * r['valid_wer']:.2f}% "
+              f"(best CER {100 * r['best_cer']:.2f}%); model in {a.out}")
+    return 0
+
+
+def cmd_transcribe(a):
+    from .transcribe import Transcriber
+
+    opts = {}
+    if a.decoder == "beam":
+        opts = {"beam_size": a.beam_size}
+        if a.lm:
+            from .decoding import NGramLM
+
+            opts["lm"] = NGramLM.from_arpa(a.lm)
+    asr = Transcriber.load(a.model, device=a.device, decoder=a.decoder, **opts)
+    t0 = time.time()
+    results = asr.transcribe_files(a.files, batch_size=a.batch_size, progress=sys.stderr.isatty())
+    failed = 0
+    audio_s = 0.0
+    for path, r in zip(a.files, results):
+        if isinstance(r, Exception):
+            failed += 1
+            print(f"ctcasr: error: {r}", file=sys.stderr)
+            continue
+        audio_s += r.duration_s
+        print(f"{path}\t{r.text}", flush=True)
+    wall = time.time() - t0
+    if a.files:
+        rtf = wall / audio_s if audio_s else float("nan")
+        log.info("%d file(s), %.1f s of audio in %.2f s (RTF %.4f)%s", len(a.files) - failed, audio_s, wall, rtf,
+                 f", {failed} failed" if failed else "")
+    if failed:
+        print(f"ctcasr: {failed} of {len(a.files)} file(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_evaluate(a):
+    from .train import evaluate
+
+    r = evaluate(a.model, a.data, device=a.device, decoder=a.decoder, progress=sys.stderr.isatty())
+    if a.details:
+        for uid, ref, hyp in zip(r["ids"], r["refs"], r["hyps"]):
+            if ref != hyp:
+                print(f"{uid}\tREF: {ref}\n{uid}\tHYP: {hyp}")
+    print(r["word"].summary("WER"))
+    print(r["char"].summary("CER"))
+    print(f"utterances {r['utterances']}, failed to read {len(r['failed'])}")
+    for uid, msg in r["failed"][:10]:
+        print(f"ctcasr: error: {uid}: {msg}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ctcasr", description="BiLSTM-CTC speech recognition.")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("prepare", help="write tokens.txt and CMVN statistics from training data",
+                       description="Recipe stage 1: build the token list and global CMVN statistics.")
+    s.add_argument("--config", required=True, help="training YAML (model: + train:)")
+    s.add_argument("--train", required=True, help="training manifest (JSON lines) or Kaldi data dir")
+    s.add_argument("--out", required=True, help="experiment directory")
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("train", help="train a CTC model", description="Train a CTC model; the best epoch "
+                       "is written to --out as a model directory.")
+    s.add_argument("--config", required=True, help="training YAML (model: + train:)")
+    s.add_argument("--train", required=True, help="training manifest or Kaldi data dir")
+    s.add_argument("--valid", required=True, help="validation manifest or Kaldi data dir")
+    s.add_argument("--out", required=True, help="experiment / model directory")
+    s.add_argument("--resume", action="store_true", help="continue from --out/checkpoints/last.pt")
+    s.add_argument("--epochs", type=int, help="override train.epochs")
+    s.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("transcribe", help="transcribe audio files", description="Print PATH<TAB>TEXT for "
+                       "each audio file. Files that fail are reported on stderr and skipped; the exit "
+                       "status is 1 if any failed.")
+    s.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, mp3, ...)")
+    s.add_argument("--model", default=None, help="model directory or shipped model name (default: digits)")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    s.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
+    s.add_argument("--beam-size", type=int, default=32)
+    s.add_argument("--lm", help="ARPA language model for --decoder beam")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.set_defaults(func=cmd_transcribe)
+
+    s = sub.add_parser("evaluate", help="WER/CER of a model on a manifest",
+                       description="Decode every utterance of a manifest and print WER and CER with "
+                       "substitution/deletion/insertion counts.")
+    s.add_argument("--model", default=None, help="model directory or shipped model name")
+    s.add_argument("--data", required=True, help="manifest (JSON lines) or Kaldi data dir")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
+    s.add_argument("--details", action="store_true", help="print REF/HYP for every utterance with errors")
+    s.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    _setup_logging(-1 if a.quiet else a.verbose)
+    from .errors import CTCASRError
+
+    try:
+        return int(a.func(a) or 0)
+    except KeyboardInterrupt:
+        print("ctcasr: interrupted", file=sys.stderr)
+        return 130
+    except (CTCASRError, ValueError, OSError) as e:
+        if os.environ.get("CTCASR_DEBUG"):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"ctcasr: error: {msg}", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 - never a traceback for users; one line and a hint
+        if os.environ.get("CTCASR_DEBUG"):
+            raise
+        print(f"ctcasr: internal error: {type(e).__name__}: {str(e).strip()[:300]} "
+              "(run with CTCASR_DEBUG=1 for the traceback and please report it)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""Training/evaluation data: manifests, Kaldi data dirs, length-bucketed batches.
+
+Manifests are JSON lines in the NeMo style ``{"audio_filepath", "duration", "text"}``;
+relative paths resolve against the manifest's own folder, so a corpus directory can be
+moved or shared. Kaldi data dirs (``wav.scp``, ``text``, optional ``segments``) are read
+too, but a ``wav.scp`` entry that is a shell pipeline (``cmd |``) is refused: running
+commands found in data files is how a shared corpus would take over a machine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .errors import AudioError, DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Utterance:
+    id: str
+    audio_filepath: str
+    duration: float
+    text: str
+    offset: float = 0.0  # seconds into the file (Kaldi segments)
+    extra: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- readers
+def read_manifest(path) -> list:
+    """Read a JSON-lines manifest. Malformed lines raise DataError naming file:line."""
+    path = Path(path)
+    if path.is_dir():
+        return read_kaldi_dir(path)
+    if not path.is_file():
+        raise DataError(f"{path}: manifest not found")
+    base = path.resolve().parent
+    utts, seen = [], {}
+    with open(path, encoding="utf-8", errors="strict") as f:
+        try:
+            lines = f.read().splitlines()
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{n}: not a JSON object ({e.msg})") from None
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}:{n}: expected a JSON object, found {type(rec).__name__}")
+        missing = [k for k in ("audio_filepath", "text") if k not in rec]
+        if missing:
+            raise DataError(f"{path}:{n}: missing key(s) {', '.join(missing)}")
+        if not isinstance(rec["text"], str) or not isinstance(rec["audio_filepath"], str):
+            raise DataError(f"{path}:{n}: audio_filepath and text must be strings")
+        audio = rec["audio_filepath"]
+        audio = audio if os.path.isabs(audio) else str(base / audio)
+        try:
+            dur = float(rec["duration"]) if "duration" in rec else None
+        except (TypeError, ValueError):
+            raise DataError(f"{path}:{n}: duration {rec['duration']!r} is not a number") from None
+        if dur is None:
+            from .audio import audio_duration
+
+            try:
+                dur = audio_duration(audio)
+            except AudioError:
+                dur = 0.0  # unreadable audio is skipped (and counted) when the data is filtered
+        if not (dur >= 0 and math.isfinite(dur)):
+            raise DataError(f"{path}:{n}: duration {dur!r} must be a non-negative number")
+        uid = str(rec.get("id") or rec.get("utt_id") or f"{path.stem}-{n:07d}")
+        if uid in seen:
+            raise DataError(f"{path}:{n}: utterance id {uid!r} already used on line {seen[uid]}")
+        seen[uid] = n
+        extra = {k: v for k, v in rec.items() if k not in ("audio_filepath", "duration", "text", "offset", "id")}
+        utts.append(Utterance(uid, audio, dur, rec["text"], float(rec.get("offset", 0.0) or 0.0), extra))
+    return utts
+
+
+def _read_table(path: Path, min_fields: int) -> list:
+    rows, seen = [], {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=min_fields - 1) if min_fields == 2 else line.split()
+        if len(parts) < min_fields:
+            if min_fields == 2 and len(parts) == 1 and path.name == "text":
+                parts = [parts[0], ""]
+            else:
+                raise DataError(f"{path}:{n}: expected at least {min_fields} fields")
+        if parts[0] in seen:
+            raise DataError(f"{path}:{n}: id {parts[0]!r} already used on line {seen[parts[0]]}")
+        seen[parts[0]] = n
+        rows.append((n, parts))
+    return rows
+
+
+def read_kaldi_dir(d) -> list:
+    """Read a Kaldi data dir (wav.scp + text [+ segments]) into Utterances."""
+    from .audio import audio_duration
+
+    d = Path(d)
+    for f in ("wav.scp", "text"):
+        if not (d / f).is_file():
+            raise DataError(f"{d}: Kaldi data dir has no {f}")
+    wavs = {}
+    for n, (uid, rest) in _read_table(d / "wav.scp", 2):
+        rest = rest.strip()
+        if rest.endswith("|"):
+            raise DataError(
+                f"{d / 'wav.scp'}:{n}: entry {uid!r} is a shell pipeline; ctcasr does not run "
+                "commands from data files — convert the audio to files first"
+            )
+        p = rest if os.path.isabs(rest) else str((d / rest).resolve())
+        wavs[uid] = p
+    texts = {uid: t for _, (uid, t) in _read_table(d / "text", 2)}
+    utts = []
+    if (d / "segments").is_file():
+        for n, parts in _read_table(d / "segments", 4):
+            uid, rec, start, end = parts[:4]
+            if rec not in wavs:
+                raise DataError(f"{d / 'segments'}:{n}: recording {rec!r} not in wav.scp")
+            if uid not in texts:
+                continue
+            try:
+                s, e = float(start), float(end)
+            except ValueError:
+                raise DataError(f"{d / 'segments'}:{n}: start/end are not numbers") from None
+            utts.append(Utterance(uid, wavs[rec], max(0.0, e - s), texts[uid], s))
+    else:
+        for uid, p in wavs.items():
+            if uid not in texts:
+                continue
+            try:
+                dur = audio_duration(p)
+            except AudioError:
+                dur = 0.0
+            utts.append(Utterance(uid, p, dur, texts[uid]))
+    return utts
+
+
+def write_manifest(utts, path) -> None:
+    """Write Utterances as a JSON-lines manifest (paths relative to its folder), atomically."""
+    from .utils import atomic_open
+
+    path = Path(path)
+    base = path.resolve().parent
+    with atomic_open(path) as f:
+        for u in utts:
+            p = Path(u.audio_filepath).resolve()
+            try:
+                p = p.relative_to(base)
+            except ValueError:
+                pass
+            rec = {"id": u.id, "audio_filepath": str(p), "duration": round(u.duration, 4), "text": u.text}
+            if u.offset:
+                rec["offset"] = u.offset
+            rec.update(u.extra)
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+# ----------------------------------------------------------------------------- filtering
+def ctc_min_frames(ids) -> int:
+    """Fewest frames CTC needs for a label sequence: one per label plus a blank between
+    each pair of equal neighbours (好棒棒 needs 4: 好 棒 φ 棒)."""
+    return len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)
+
+
+def prepare_utterances(utts, tokenizer, frames_for_seconds, max_duration: float = 60.0, min_duration: float = 0.05):
+    """Tokenize and filter; returns ``(kept [(Utterance, ids)], skipped Counter)``.
+
+    ``frames_for_seconds(duration)`` gives the model's output frames for an utterance (the
+    caller accounts for speed perturbation, which shortens audio).
+
+    Skips are counted by reason and logged once, never silent: unknown characters, empty
+    transcripts, audio too short/long, transcripts longer than the subsampled audio allows.
+    """
+    kept, skipped = [], Counter()
+    examples = {}
+    for u in utts:
+        reason = None
+        if u.duration < min_duration:
+            reason = "audio shorter than %.2fs or unreadable" % min_duration
+        elif u.duration > max_duration:
+            reason = "audio longer than %.0fs" % max_duration
+        else:
+            bad = tokenizer.unknown_chars(u.text)
+            if bad:
+                reason = "unknown characters"
+                examples.setdefault(reason, f"{u.id}: {''.join(bad)!r}")
+            else:
+                ids = tokenizer.encode(u.text)
+                if not ids:
+                    reason = "empty transcript"
+                elif ctc_min_frames(ids) > frames_for_seconds(u.duration):
+                    reason = "transcript longer than the audio allows"
+        if reason:
+            skipped[reason] += 1
+            examples.setdefault(reason, u.id)
+            continue
+        kept.append((u, ids))
+    for reason, count in skipped.items():
+        log.warning("skipped %d utterance(s): %s (e.g. %s)", count, reason, examples[reason])
+    return kept, skipped
+
+
+# ----------------------------------------------------------------------------- dataset
+class AudioDataset:
+    """Index -> (waveform float32 [n], token ids, utt id); audio loaded on demand.
+
+    ``augment`` (a dict, training only) draws per utterance: speed perturbation, gain,
+    additive noise at an SNR, reverberation (functions from ctcasr.synth)."""
+
+    def __init__(self, items, sample_rate: int = 16000, augment: Optional[dict] = None, seed: int = 0, cache: bool = False):
+        self.items = items
+        self.sample_rate = sample_rate
+        self.augment = augment or {}
+        self.seed = seed
+        self.epoch = 0
+        self._cache = {} if cache else None
+
+    def __len__(self):
+        return len(self.items)
+
+    def durations(self):
+        speeds = self.augment.get("speeds") or [1.0]
+        return [u.duration / min(speeds) for u, _ in self.items]
+
+    def _load(self, u: Utterance):
+        if self._cache is not None and u.id in self._cache:
+            return self._cache[u.id]
+        from .audio import load_audio
+
+        x = load_audio(u.audio_filepath, self.sample_rate)
+        if u.offset or u.extra.get("segment"):
+            s = int(round(u.offset * self.sample_rate))
+            x = x[s : s + int(round(u.duration * self.sample_rate))]
+        if self._cache is not None:
+            self._cache[u.id] = x
+        return x
+
+    def __getitem__(self, i):
+        u, ids = self.items[i]
+        try:
+            x = self._load(u)
+        except AudioError as e:
+            log.warning("skipping %s: %s", u.id, e)
+            return None
+        if self.augment:
+            rng = np.random.default_rng((self.seed, self.epoch, i))
+            x = apply_augmentation(x, self.sample_rate, self.augment, rng)
+        return x, ids, u.id
+
+
+def apply_augmentation(x, sr, cfg, rng):
+    """On-the-fly waveform augmentation (training only); see AudioDataset."""
+    from . import synth
+
+    speeds = cfg.get("speeds") or [1.0]
+    f = float(rng.choice(speeds))
+    if f != 1.0:
+        x = synth.speed_perturb(x, sr, f)
+    if rng.random() < cfg.get("reverb_prob", 0.0):
+        x = synth.reverberate(x, sr, float(rng.uniform(*cfg.get("rt60", (0.2, 0.7)))), rng)
+    if rng.random() < cfg.get("noise_prob", 0.0):
+        kinds = cfg.get("noise_kinds", ["white", "pink", "brown", "babble"])
+        x = synth.add_noise(x, float(rng.uniform(*cfg.get("snr_db", (5, 30)))), rng, kind=str(rng.choice(kinds)))
+    if rng.random() < cfg.get("telephone_prob", 0.0):
+        x = synth.telephone(x, sr)
+    lo, hi = cfg.get("gain_db", (0.0, 0.0))
+    if hi > lo:
+        x = x * np.float32(10 ** (rng.uniform(lo, hi) / 20))
+    return np.asarray(x, dtype=np.float32)
+
+
+def collate(batch):
+    """Pad a list of dataset items into tensors; items that failed to load (None) drop out."""
+    import torch
+
+    batch = [b for b in batch if b is not None]
+    if not batch:
+        return None
+    lens = torch.tensor([len(b[0]) for b in batch], dtype=torch.long)
+    wav = torch.zeros(len(batch), int(lens.max()))
+    for i, b in enumerate(batch):
+        wav[i, : len(b[0])] = torch.from_numpy(b[0])
+    targets = torch.tensor([t for b in batch for t in b[1]], dtype=torch.long)
+    target_lengths = torch.tensor([len(b[1]) for b in batch], dtype=torch.long)
+    return {"waveforms": wav, "lengths": lens, "targets": targets, "target_lengths": target_lengths, "ids": [b[2] for b in batch]}
+
+
+class BucketBatchSampler:
+    """Batches of similar-length utterances, each batch's padded size capped at
+    ``max_batch_seconds`` (longest utterance x batch size), so short utterances come in
+    large batches and long ones in small batches and little compute goes to padding.
+
+    The batch order is shuffled per epoch from ``seed + epoch``, identically on every rank;
+    rank r takes batches r, r+W, r+2W, ... (the tail is dropped so ranks stay in step).
+    ``start_batch`` resumes mid-epoch.
+    """
+
+    def __init__(self, durations, max_batch_seconds: float, shuffle: bool = True, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, max_batch_size: int = 256):
+        self.durations = list(durations)
+        self.max_batch_seconds = float(max_batch_seconds)
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank, self.world_size = rank, world_size
+        self.max_batch_size = max_batch_size
+        self.epoch = 0
+        self.start_batch = 0
+        self.batches = self._make_batches()
+
+    def _make_batches(self):
+        order = sorted(range(len(self.durations)), key=lambda i: self.durations[i])
+        batches, cur, cur_max = [], [], 0.0
+        for i in order:
+            d = self.durations[i]
+            new_max = max(cur_max, d)
+            if cur and (new_max * (len(cur) + 1) > self.max_batch_seconds or len(cur) >= self.max_batch_size):
+                batches.append(cur)
+                cur, new_max = [], d
+            cur.append(i)
+            cur_max = new_max
+        if cur:
+            batches.append(cur)
+        return batches
+
+    def set_epoch(self, epoch: int, start_batch: int = 0):
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def epoch_batches(self):
+        batches = list(self.batches)
+        if self.shuffle:
+            random.Random(self.seed + self.epoch).shuffle(batches)
+        n = len(batches) - len(batches) % self.world_size if self.world_size > 1 else len(batches)
+        return batches[self.rank : n : self.world_size]
+
+    def __iter__(self):
+        return iter(self.epoch_batches()[self.start_batch :])
+
+    def __len__(self):
+        return max(0, len(self.epoch_batches()) - self.start_batch)

@@ -1,0 +1,195 @@
+"""Types and input checks shared by every CTC decoder.
+
+numpy only: apps that run their own CTC model (ONNX, wav2vec2, ...) embed
+``ctcasr.decoding`` without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+# One "word" as the decoders report it: (text, start_frame, end_frame).
+# start_frame is the frame of the word's first emitted token, end_frame is one past the
+# frame of its last emitted token (exclusive), so end_frame - start_frame >= 1 and a
+# caller turns frames into seconds with frame * frame_shift_s.
+Word = tuple  # (str, int, int)
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One decoded labelling.
+
+    tokens     token ids (blank and repeats removed), as a tuple
+    text       the tokens joined into display text
+    timesteps  for each token, the frame it was emitted at
+    words      [(word, start_frame, end_frame)] with end_frame exclusive
+    score      total score used for ranking (am_score + lm_weight*lm_score + bonuses)
+    am_score   log P(labelling | x) from the acoustic model (greedy: the best path's log-prob)
+    lm_score   log-probability the language model gave the text (0 without an LM)
+    """
+
+    tokens: tuple
+    text: str
+    timesteps: tuple
+    words: list = field(default_factory=list)
+    score: float = 0.0
+    am_score: float = 0.0
+    lm_score: float = 0.0
+
+
+INPUT_TYPES = ("auto", "log_probs", "probs", "logits")
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    m = x.max(axis=-1, keepdims=True)
+    z = x - m
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def check_emissions(
+    emissions,
+    vocab_size: int,
+    lengths=None,
+    input_type: str = "auto",
+    dtype=np.float64,
+):
+    """Validate decoder input and return ``(log_probs [B,T,V], lengths [B], batched)``.
+
+    Accepts anything ``np.asarray`` takes (numpy, lists, CPU tensors). ``input_type``:
+    ``"log_probs"`` (log-softmax output), ``"probs"`` (softmax output), ``"logits"``
+    (unnormalised; we apply log-softmax) or ``"auto"``, which takes rows that sum to 1
+    with values in [0, 1] as probabilities and rows whose log-sum-exp is 0 as
+    log-probabilities, and refuses anything else rather than guess.
+    """
+    if input_type not in INPUT_TYPES:
+        raise ValueError(f"input_type must be one of {INPUT_TYPES}, got {input_type!r}")
+    try:
+        x = np.asarray(emissions)
+    except Exception as e:  # noqa: BLE001 - anything np.asarray rejects
+        raise ValueError(f"emissions cannot be read as an array: {e}") from e
+    if x.dtype == object or not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"emissions must be numeric, got dtype {x.dtype}")
+    if x.ndim == 2:
+        batched = False
+        x = x[None]
+    elif x.ndim == 3:
+        batched = True
+    else:
+        raise ValueError(
+            f"emissions must have shape [T, V] or [B, T, V], got shape {tuple(x.shape)}"
+        )
+    B, T, V = x.shape
+    if V != vocab_size:
+        raise ValueError(
+            f"emissions have {V} classes in the last axis but the decoder has "
+            f"{vocab_size} tokens (vocabulary size mismatch)"
+        )
+    x = x.astype(dtype, copy=False)
+
+    if lengths is None:
+        lens = np.full(B, T, dtype=np.int64)
+    else:
+        lens = np.asarray(lengths)
+        if lens.ndim == 0:
+            lens = lens[None]
+        if lens.shape != (B,):
+            raise ValueError(f"lengths must have shape [{B}], got {tuple(lens.shape)}")
+        if not np.issubdtype(lens.dtype, np.integer):
+            if not np.all(np.equal(np.mod(lens, 1), 0)):
+                raise ValueError("lengths must be whole numbers")
+        lens = lens.astype(np.int64)
+        if (lens < 0).any() or (lens > T).any():
+            raise ValueError(f"lengths must lie in [0, {T}], got {lens.tolist()}")
+
+    valid = np.arange(T)[None, :] < lens[:, None]  # [B, T]
+    if T and not np.isfinite(x[valid]).all() and input_type != "log_probs":
+        raise ValueError("emissions contain NaN or infinite values")
+    if T and input_type == "log_probs":
+        v = x[valid]
+        if np.isnan(v).any() or np.isposinf(v).any():
+            raise ValueError("emissions contain NaN or +inf values")
+
+    if T == 0 or not valid.any():
+        return x, lens, batched
+
+    kind = input_type
+    if kind == "auto":
+        v = x[valid]
+        if v.min() >= 0.0 and v.max() <= 1.0 and np.allclose(v.sum(-1), 1.0, atol=1e-3):
+            kind = "probs"
+        elif v.max() <= 1e-4:
+            lse = np.logaddexp.reduce(v, axis=-1)
+            if np.allclose(lse, 0.0, atol=1e-3):
+                kind = "log_probs"
+        if kind == "auto":
+            raise ValueError(
+                "emissions are neither log-probabilities (rows with log-sum-exp 0) nor "
+                "probabilities (rows summing to 1); pass input_type='logits' to apply "
+                "log-softmax"
+            )
+    if kind == "probs":
+        if (x[valid] < 0).any():
+            raise ValueError("input_type='probs' but emissions contain negative values")
+        with np.errstate(divide="ignore"):
+            x = np.log(x)
+    elif kind == "logits":
+        x = _log_softmax(x)
+    return x, lens, batched
+
+
+def split_words(
+    tokens: Sequence[int],
+    timesteps: Sequence[int],
+    token_strings: Sequence[str],
+    word_delimiter: Optional[str],
+) -> list:
+    """Group emitted tokens into ``[(word, start_frame, end_frame)]``.
+
+    ``word_delimiter=None`` makes every token a word of its own (Chinese characters);
+    otherwise the delimiter token separates words and never appears inside one.
+    """
+    words = []
+    if word_delimiter is None:
+        for tok, t in zip(tokens, timesteps):
+            words.append((token_strings[tok], int(t), int(t) + 1))
+        return words
+    cur, start, end = [], None, None
+    for tok, t in zip(tokens, timesteps):
+        s = token_strings[tok]
+        if s == word_delimiter:
+            if cur:
+                words.append(("".join(cur), start, end))
+            cur, start = [], None
+            continue
+        if start is None:
+            start = int(t)
+        cur.append(s)
+        end = int(t) + 1
+    if cur:
+        words.append(("".join(cur), start, end))
+    return words
+
+
+def join_text(tokens: Sequence[int], token_strings: Sequence[str], word_delimiter: Optional[str]) -> str:
+    """Display text of a token sequence: delimiters become single spaces, no edge spaces."""
+    text = "".join(token_strings[t] for t in tokens)
+    if word_delimiter is not None:
+        text = " ".join(text.replace(word_delimiter, " ").split())
+    return text
+
+
+def check_tokens(tokens, blank: int, word_delimiter: Optional[str]) -> list:
+    toks = [str(t) for t in tokens]
+    if len(toks) < 2:
+        raise ValueError("a CTC vocabulary needs the blank and at least one other token")
+    if not 0 <= blank < len(toks):
+        raise ValueError(f"blank index {blank} outside the vocabulary of {len(toks)} tokens")
+    if word_delimiter is not None and word_delimiter not in toks:
+        raise ValueError(
+            f"word_delimiter {word_delimiter!r} is not one of the tokens; "
+            "pass word_delimiter=None when every token is a word (e.g. Chinese characters)"
+        )
+    return toks

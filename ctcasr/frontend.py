@@ -1,0 +1,165 @@
+"""The acoustic front end as a torch Module, so it runs wherever the model runs.
+
+waveform [B, N] --gain norm--> log-mel fbank [B, T, n_mels] --global CMVN--> SpecAugment
+(training only) --stack k frames, keep every k-th--> [B, ceil(T/k), k*n_mels]
+
+Why each step:
+- Gain normalisation (utterance RMS to -20 dBFS over the valid samples): recordings differ
+  by tens of dB in level; global CMVN cannot undo that per utterance, and TTS training data
+  is all at one level, so without it a quiet microphone looks like a new domain.
+- Log floor ``log(mel + 1e-4)`` after gain normalisation: digital silence (TTS, zero padding)
+  and quiet room noise map to the same floor instead of -inf-like outliers.
+- Global CMVN in buffers: the statistics travel inside model.pt, so an exported or reloaded
+  model needs no side files.
+- Frame stacking x3 with subsampling (EESEN/"lower frame rate"): 3x fewer LSTM steps, the
+  main cost of the model, while 30 ms output frames still leave room for CTC's blanks in
+  character-level English at normal speaking rates.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+
+class FrontEnd(nn.Module):
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_mels: int = 80,
+        win_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        stack: int = 3,
+        n_fft: int | None = None,
+        specaug: dict | None = None,
+        gain_norm: bool = True,
+    ):
+        super().__init__()
+        import torchaudio
+
+        self.sample_rate = int(sample_rate)
+        self.n_mels = int(n_mels)
+        self.win = int(round(sample_rate * win_ms / 1000))
+        self.hop = int(round(sample_rate * hop_ms / 1000))
+        self.stack = int(stack)
+        self.gain_norm = bool(gain_norm)
+        n_fft = n_fft or 2 ** math.ceil(math.log2(self.win))
+        self.n_fft = int(n_fft)
+        # center=False: frame i covers samples [i*hop, i*hop+n_fft) (the window sits centred in
+        # that span), so frames of a padded batch inside an utterance never see its padding.
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            win_length=self.win,
+            hop_length=self.hop,
+            n_mels=n_mels,
+            center=False,
+            power=2.0,
+            f_min=20.0,
+            f_max=sample_rate / 2,
+            mel_scale="htk",
+        )
+        self.register_buffer("cmvn_mean", torch.zeros(n_mels))
+        self.register_buffer("cmvn_istd", torch.ones(n_mels))
+        sa = {"freq_masks": 2, "freq_width": 15, "time_masks_per_s": 0.5, "time_width": 10, "max_time_ratio": 0.15}
+        sa.update(specaug or {})
+        self.specaug = sa
+
+    # -------------------------------------------------------------------------- lengths
+    def num_frames(self, num_samples):
+        """Fbank frames for ``num_samples`` (int or tensor); very short inputs get one frame."""
+        if torch.is_tensor(num_samples):
+            return torch.clamp((num_samples - self.n_fft) // self.hop + 1, min=1)
+        return max(1, (int(num_samples) - self.n_fft) // self.hop + 1)
+
+    def output_lengths(self, num_samples):
+        """Encoder frames (after stacking) for ``num_samples``; int or tensor."""
+        n = self.num_frames(num_samples)
+        if torch.is_tensor(n):
+            return (n + self.stack - 1) // self.stack
+        return (n + self.stack - 1) // self.stack
+
+    @property
+    def frame_shift_s(self) -> float:
+        """Seconds between consecutive output frames (what decoders' frame indices count)."""
+        return self.hop * self.stack / self.sample_rate
+
+    # -------------------------------------------------------------------------- features
+    def fbank(self, waveforms: torch.Tensor, lengths: torch.Tensor):
+        """Log-mel features before CMVN: ``([B, T, n_mels], frame_lengths [B])``."""
+        x = waveforms.float()
+        lengths = lengths.to(x.device)
+        if x.shape[1] < self.n_fft:  # every input yields at least one frame
+            x = nn.functional.pad(x, (0, self.n_fft - x.shape[1]))
+        mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+        x = x * mask
+        if self.gain_norm:
+            power = (x * x).sum(1) / lengths.clamp(min=1)
+            # Target RMS 0.1 (-20 dBFS); gain capped at +40 dB so near-silence stays quiet.
+            gain = 0.1 / power.sqrt().clamp(min=1e-3)
+            x = x * gain[:, None]
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            mel = self.mel(x)  # [B, n_mels, T]
+        feats = torch.log(mel + 1e-4).transpose(1, 2)
+        frame_lengths = self.num_frames(lengths)
+        return feats, frame_lengths
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
+        feats, flen = self.fbank(waveforms, lengths)
+        feats = (feats - self.cmvn_mean) * self.cmvn_istd
+        T = feats.shape[1]
+        valid = torch.arange(T, device=feats.device)[None, :] < flen[:, None]
+        feats = feats * valid[..., None]
+        if self.training:
+            feats = self._spec_augment(feats, flen)
+        return self._stack(feats, flen)
+
+    def _stack(self, feats, flen):
+        k = self.stack
+        if k == 1:
+            return feats, flen
+        B, T, F = feats.shape
+        pad = (-T) % k
+        if pad:
+            feats = nn.functional.pad(feats, (0, 0, 0, pad))
+        feats = feats.reshape(B, (T + pad) // k, k * F)
+        return feats, (flen + k - 1) // k
+
+    def _spec_augment(self, feats, flen):
+        """SpecAugment (Park et al. 2019) without time warping; masks set features to the
+        CMVN mean (0). Time masks scale with utterance length so short digit strings are not
+        wiped out while long sentences still get several masks."""
+        sa = self.specaug
+        B, T, F = feats.shape
+        dev = feats.device
+        g = torch.Generator(device="cpu")
+        g.manual_seed(int(torch.randint(0, 2**31 - 1, (1,)).item()))
+        keep = torch.ones(B, T, F, dtype=torch.bool)
+        f_idx = torch.arange(F)
+        t_idx = torch.arange(T)
+        for _ in range(int(sa["freq_masks"])):
+            w = torch.randint(0, int(sa["freq_width"]) + 1, (B,), generator=g)
+            f0 = (torch.rand(B, generator=g) * (F - w).clamp(min=1)).long()
+            keep &= ~((f_idx[None] >= f0[:, None]) & (f_idx[None] < (f0 + w)[:, None]))[:, None, :]
+        seconds = flen.float().cpu() * self.hop / self.sample_rate
+        n_t = (seconds * float(sa["time_masks_per_s"])).round().long()
+        max_w = torch.minimum(
+            torch.full((B,), int(sa["time_width"])),
+            (flen.cpu().float() * float(sa["max_time_ratio"]) / n_t.clamp(min=1)).long(),
+        )
+        for i in range(int(n_t.max().item()) if B else 0):
+            active = i < n_t
+            w = (torch.rand(B, generator=g) * (max_w + 1).float()).long() * active
+            t0 = (torch.rand(B, generator=g) * (flen.cpu() - w).clamp(min=1).float()).long()
+            keep &= ~((t_idx[None] >= t0[:, None]) & (t_idx[None] < (t0 + w)[:, None]))[:, :, None]
+        return feats * keep.to(dev)
+
+    # -------------------------------------------------------------------------- CMVN
+    @torch.no_grad()
+    def set_cmvn(self, mean, std):
+        mean = torch.as_tensor(mean, dtype=torch.float32)
+        std = torch.as_tensor(std, dtype=torch.float32)
+        self.cmvn_mean.copy_(mean)
+        self.cmvn_istd.copy_(1.0 / std.clamp(min=1e-3))

@@ -1,0 +1,272 @@
+"""CTCModel = FrontEnd + encoder + Linear + log_softmax, and the model directory format.
+
+A model directory holds:
+  config.yaml  front end, encoder and tokenizer settings (``format_version``)
+  tokens.txt   one token a line, line 0 the blank
+  model.pt     a state_dict, loaded with ``torch.load(..., weights_only=True)``
+  lm.arpa      optional n-gram LM for beam search
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .errors import ModelError
+from .frontend import FrontEnd
+from .tokenizer import Tokenizer
+
+FORMAT_VERSION = 1
+
+DEFAULT_CONFIG = {
+    "format_version": FORMAT_VERSION,
+    "frontend": {
+        "sample_rate": 16000,
+        "n_mels": 80,
+        "win_ms": 25.0,
+        "hop_ms": 10.0,
+        "stack": 3,
+        "gain_norm": True,
+        "specaug": {},
+    },
+    # kind: blstm (default) | lstm | rnn (Elman, tanh) | dnn (frame-wise MLP over a window)
+    "encoder": {"kind": "blstm", "hidden": 320, "layers": 4, "dropout": 0.2, "context": 5},
+    "tokenizer": {"word_delimiter": " ", "lowercase": True, "strip_punctuation": True},
+}
+
+ENCODER_KINDS = ("blstm", "lstm", "rnn", "dnn")
+
+
+def merge_config(base: dict, override: dict | None, where: str = "config") -> dict:
+    """Deep-merge ``override`` into a copy of ``base``; unknown keys are an error (typos
+    in a YAML file should not be silently ignored)."""
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if k not in out:
+            from .errors import ConfigError
+
+            raise ConfigError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(out))})")
+        if isinstance(out[k], dict) and isinstance(v, dict) and k != "specaug":
+            out[k] = merge_config(out[k], v, f"{where}.{k}")
+        else:
+            out[k] = v
+    return out
+
+
+class RNNEncoder(nn.Module):
+    """Stacked (Bi)LSTM or Elman RNN over packed sequences.
+
+    Packing matters for the backward direction: on a padded batch a plain nn.LSTM would run
+    the reverse pass from the padding into the utterance, so the same audio would get a
+    different transcript depending on what it was batched with.
+    """
+
+    def __init__(self, in_dim: int, hidden: int, layers: int, dropout: float, kind: str):
+        super().__init__()
+        cls = nn.RNN if kind == "rnn" else nn.LSTM
+        self.bidirectional = kind == "blstm"
+        self.rnn = cls(
+            in_dim,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=self.bidirectional,
+            dropout=dropout if layers > 1 else 0.0,
+        )
+        self.out_dim = hidden * (2 if self.bidirectional else 1)
+
+    def forward(self, x, lengths):
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return out
+
+
+class DNNEncoder(nn.Module):
+    """Frame-wise MLP over a window of +-context frames: the classic hybrid-era baseline.
+
+    It sees only a fixed window, so it cannot carry information across a word the way the
+    recurrent encoders can; recipes/compare measures what that costs."""
+
+    def __init__(self, in_dim: int, hidden: int, layers: int, dropout: float, context: int):
+        super().__init__()
+        self.context = int(context)
+        dims = [in_dim * (2 * self.context + 1)] + [hidden] * layers
+        mods = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            mods += [nn.Linear(a, b), nn.ReLU(), nn.Dropout(dropout)]
+        self.net = nn.Sequential(*mods)
+        self.out_dim = hidden
+
+    def forward(self, x, lengths):
+        c = self.context
+        B, T, F = x.shape
+        if c:
+            xp = nn.functional.pad(x, (0, 0, c, c))
+            x = xp.unfold(1, 2 * c + 1, 1).transpose(2, 3).reshape(B, T, F * (2 * c + 1))
+        return self.net(x)
+
+
+class CTCModel(nn.Module):
+    def __init__(self, config: dict, vocab_size: int):
+        super().__init__()
+        self.config = merge_config(DEFAULT_CONFIG, {k: v for k, v in config.items() if k != "format_version"})
+        fe = self.config["frontend"]
+        enc = self.config["encoder"]
+        if enc["kind"] not in ENCODER_KINDS:
+            raise ModelError(f"unknown encoder kind {enc['kind']!r}; choose one of {', '.join(ENCODER_KINDS)}")
+        self.frontend = FrontEnd(**fe)
+        in_dim = fe["n_mels"] * fe["stack"]
+        if enc["kind"] == "dnn":
+            self.encoder = DNNEncoder(in_dim, enc["hidden"], enc["layers"], enc["dropout"], enc["context"])
+        else:
+            self.encoder = RNNEncoder(in_dim, enc["hidden"], enc["layers"], enc["dropout"], enc["kind"])
+        self.dropout = nn.Dropout(enc["dropout"])
+        self.head = nn.Linear(self.encoder.out_dim, vocab_size)
+        self.vocab_size = vocab_size
+
+    @property
+    def frame_shift_s(self) -> float:
+        return self.frontend.frame_shift_s
+
+    def output_lengths(self, num_samples):
+        return self.frontend.output_lengths(num_samples)
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
+        """``waveforms [B, N]`` float at the front end's rate, ``lengths [B]`` in samples ->
+        ``(log_probs [B, T, V], out_lengths [B])``; frames past ``out_lengths`` are padding."""
+        feats, flen = self.frontend(waveforms, lengths)
+        h = self.encoder(feats, flen)
+        logits = self.head(self.dropout(h))
+        return torch.log_softmax(logits.float(), dim=-1), flen
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+# ------------------------------------------------------------------------ model directories
+def models_search_path() -> list:
+    """Where a model *name* (``--model digits``) is looked up, in order."""
+    paths = []
+    if os.environ.get("CTCASR_MODELS"):
+        paths.append(Path(os.environ["CTCASR_MODELS"]))
+    # A source checkout or editable install: <repo>/data/models next to the package.
+    paths.append(Path(__file__).resolve().parent.parent / "data" / "models")
+    # A wheel install: setup.cfg's data_files put the models under <prefix>/share/ctcasr.
+    paths.append(Path(sys.prefix) / "share" / "ctcasr" / "models")
+    return paths
+
+
+DEFAULT_MODEL = "digits"
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike | None) -> Path:
+    """A path to a model directory, or the name of a shipped model."""
+    name = os.fspath(name_or_path) if name_or_path else DEFAULT_MODEL
+    p = Path(name)
+    if p.is_dir():
+        return p
+    if os.sep not in name and "/" not in name:
+        for base in models_search_path():
+            if (base / name).is_dir():
+                return base / name
+        shipped = sorted({d.name for b in models_search_path() if b.is_dir() for d in b.iterdir() if d.is_dir()})
+        raise ModelError(
+            f"model {name!r} is neither a directory nor a shipped model "
+            f"(shipped: {', '.join(shipped) or 'none found'})"
+        )
+    raise ModelError(f"{name}: model directory not found")
+
+
+def save_model_dir(model: CTCModel, tokenizer: Tokenizer, out_dir, state_dict=None) -> Path:
+    """Write config.yaml, tokens.txt and model.pt into ``out_dir`` (each atomically)."""
+    import yaml
+
+    from .utils import atomic_open, atomic_write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = copy.deepcopy(model.config)
+    cfg["format_version"] = FORMAT_VERSION
+    cfg["tokenizer"] = tokenizer.config()
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    tokenizer.save(out / "tokens.txt")
+    sd = state_dict if state_dict is not None else model.state_dict()
+    with atomic_open(out / "model.pt", "wb") as f:
+        torch.save({k: v.detach().cpu() for k, v in sd.items()}, f)
+    return out
+
+
+def load_config(path) -> dict:
+    import yaml
+
+    path = Path(path)
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(cfg, dict):
+        raise ModelError(f"{path}: expected a mapping of settings, found {type(cfg).__name__}")
+    return cfg
+
+
+def load_model_dir(model_dir, device="cpu"):
+    """Load ``(model, tokenizer)`` from a model directory (or shipped model name), in eval mode.
+
+    Every way a directory can be broken ends in a ModelError naming the file: missing files,
+    a config written by a newer ctcasr, tokens that do not match the output layer, a
+    truncated or foreign model.pt. Weights load with ``weights_only=True``: a model.pt that
+    holds pickled code is refused, never executed.
+    """
+    from .errors import ConfigError, TokenizerError
+
+    d = resolve_model_dir(model_dir)
+    for f in ("config.yaml", "tokens.txt", "model.pt"):
+        if not (d / f).is_file():
+            raise ModelError(f"{d}: model directory has no {f}")
+    cfg = load_config(d / "config.yaml")
+    version = cfg.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelError(
+            f"{d / 'config.yaml'}: format_version {version!r} is newer than this ctcasr "
+            f"understands ({FORMAT_VERSION}); upgrade ctcasr"
+        )
+    tok_cfg = {**DEFAULT_CONFIG["tokenizer"], **(cfg.get("tokenizer") or {})}
+    try:
+        tokenizer = Tokenizer.load(d / "tokens.txt", **tok_cfg)
+    except TypeError as e:
+        raise ModelError(f"{d / 'config.yaml'}: bad tokenizer settings ({e})") from None
+    except TokenizerError as e:
+        raise ModelError(str(e)) from None
+    try:
+        model = CTCModel(cfg, len(tokenizer))
+    except (ConfigError, TypeError, ValueError, KeyError) as e:
+        raise ModelError(f"{d / 'config.yaml'}: {e}") from None
+    try:
+        state = torch.load(d / "model.pt", map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated zip, pickle refused by weights_only, ...
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{d / 'model.pt'}: cannot load weights ({msg})") from None
+    if not isinstance(state, dict):
+        raise ModelError(f"{d / 'model.pt'}: expected a state_dict, found {type(state).__name__}")
+    head = state.get("head.weight")
+    if head is not None and head.shape[0] != len(tokenizer):
+        raise ModelError(
+            f"{d}: tokens.txt has {len(tokenizer)} tokens but model.pt's output layer has "
+            f"{head.shape[0]}; they come from different models"
+        )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0][:300]
+        raise ModelError(f"{d / 'model.pt'}: weights do not match config.yaml ({first})") from None
+    model.eval()
+    return model.to(device), tokenizer

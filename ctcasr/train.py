@@ -1,0 +1,422 @@
+"""The training loop, in one file: data -> CTCModel -> CTC loss -> AdamW, with validation,
+checkpoints, resume, AMP on CUDA and a CSV log.
+
+Output directory layout (``--out DIR``):
+  DIR/config.yaml, DIR/tokens.txt, DIR/model.pt   the best model so far (a model dir:
+                                                  ``ctcasr transcribe --model DIR`` works)
+  DIR/cmvn.json                                   front-end statistics (from ``prepare``)
+  DIR/checkpoints/last.pt                         full training state, for ``--resume``
+  DIR/checkpoints/best.pt                         the same state at the best epoch
+  DIR/train_log.csv                               one row per epoch
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import AudioDataset, BucketBatchSampler, collate, prepare_utterances, read_manifest
+from .decoding import GreedyDecoder
+from .errors import ConfigError, CTCASRError, DataError
+from .metrics import corpus_errors
+from .model import DEFAULT_CONFIG, CTCModel, load_config, merge_config, save_model_dir
+from .tokenizer import Tokenizer
+from .utils import atomic_open, atomic_torch_save, pick_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRAIN = {
+    "epochs": 20,
+    "lr": 1.5e-3,
+    "weight_decay": 0.01,
+    "warmup_steps": 300,
+    "min_lr_ratio": 0.02,      # cosine decay to lr * min_lr_ratio
+    "batch_seconds": 240.0,    # padded audio seconds per batch
+    "max_batch_size": 128,
+    "valid_batch_seconds": 600.0,
+    "grad_clip": 5.0,
+    "seed": 1,
+    "num_workers": 1,
+    "cache_audio": False,
+    "max_duration": 30.0,
+    "amp": "auto",             # auto: bf16/fp16 autocast on CUDA, off on CPU
+    "threads": 0,              # torch intra-op threads; 0 = all cores
+    "cmvn_utterances": 500,
+    "augment": {},
+    "log_every": 20,
+}
+
+
+def load_train_config(path) -> tuple:
+    """Read a training YAML: ``{model: {...}, train: {...}}`` -> (model_cfg, train_cfg)."""
+    raw = load_config(path) if path else {}
+    unknown = set(raw) - {"model", "train"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; expected model and train")
+    model_cfg = merge_config(DEFAULT_CONFIG, {k: v for k, v in (raw.get("model") or {}).items() if k != "format_version"}, f"{path}: model")
+    train_cfg = {**DEFAULT_TRAIN}
+    for k, v in (raw.get("train") or {}).items():
+        if k not in DEFAULT_TRAIN:
+            raise ConfigError(f"{path}: train: unknown key {k!r} (known: {', '.join(sorted(DEFAULT_TRAIN))})")
+        train_cfg[k] = v
+    return model_cfg, train_cfg
+
+
+# ------------------------------------------------------------------------- preparation
+def build_tokenizer(model_cfg: dict, utts) -> Tokenizer:
+    return Tokenizer.build((u.text for u in utts), **model_cfg["tokenizer"])
+
+
+@torch.no_grad()
+def compute_cmvn(model: CTCModel, utts, max_utts: int = 500, seed: int = 0) -> dict:
+    """Global mean/std of the log-mel features over (a sample of) the training audio."""
+    from .audio import load_audio
+    from .errors import AudioError
+
+    rng = random.Random(seed)
+    sample = list(utts)
+    rng.shuffle(sample)
+    fe = model.frontend
+    total = torch.zeros(fe.n_mels, dtype=torch.float64)
+    total_sq = torch.zeros_like(total)
+    n = 0
+    used = 0
+    for u in sample:
+        if used >= max_utts:
+            break
+        try:
+            x = load_audio(u.audio_filepath, fe.sample_rate)
+        except AudioError:
+            continue
+        feats, _ = fe.fbank(torch.from_numpy(x)[None], torch.tensor([len(x)]))
+        f = feats[0].double()
+        total += f.sum(0)
+        total_sq += (f * f).sum(0)
+        n += f.shape[0]
+        used += 1
+    if n == 0:
+        raise DataError("no readable training audio to compute CMVN statistics from")
+    mean = total / n
+    std = (total_sq / n - mean * mean).clamp(min=1e-6).sqrt()
+    return {"mean": mean.tolist(), "std": std.tolist(), "frames": n, "utterances": used}
+
+
+def prepare(config_path, train_manifest, out_dir) -> dict:
+    """Stage 1 of a recipe: tokens.txt and cmvn.json from the training data."""
+    model_cfg, train_cfg = load_train_config(config_path)
+    utts = read_manifest(train_manifest)
+    if not utts:
+        raise DataError(f"{train_manifest}: no utterances")
+    tok = build_tokenizer(model_cfg, utts)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save(out / "tokens.txt")
+    model = CTCModel(model_cfg, len(tok))
+    stats = compute_cmvn(model, utts, train_cfg["cmvn_utterances"], train_cfg["seed"])
+    with atomic_open(out / "cmvn.json") as f:
+        json.dump(stats, f)
+    return {"tokens": len(tok), "cmvn_frames": stats["frames"], "utterances": len(utts)}
+
+
+# ------------------------------------------------------------------------- helpers
+def _lr_lambda(warmup: int, total: int, min_ratio: float):
+    def f(step):
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        p = min(1.0, (step - warmup) / max(1, total - warmup))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+
+    return f
+
+
+def _amp_settings(device, mode):
+    if device.type != "cuda" or mode in (False, "off", "none"):
+        return None, False
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, False
+    return torch.float16, True  # fp16 needs a grad scaler; bf16 does not
+
+
+def _rng_state():
+    # Plain lists/tensors only, so the checkpoint loads with weights_only=True.
+    np_state = np.random.get_state()
+    return {
+        "python": list(random.getstate()[1]) + [random.getstate()[2] or 0],
+        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_state(s):
+    py = s["python"]
+    random.setstate((3, tuple(int(v) for v in py[:-1]), None))
+    np.random.set_state(("MT19937", s["numpy"].numpy().astype(np.uint32), s["numpy_pos"], 0, 0.0))
+    torch.set_rng_state(s["torch"])
+    if s.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def ctc_loss(log_probs, out_lengths, targets, target_lengths):
+    """Summed CTC loss of the batch in float32 (cuDNN/native kernel), blank 0.
+    zero_infinity: an utterance with no valid alignment contributes 0 instead of inf."""
+    return torch.nn.functional.ctc_loss(
+        log_probs.float().transpose(0, 1),
+        targets,
+        out_lengths,
+        target_lengths,
+        blank=0,
+        reduction="sum",
+        zero_infinity=True,
+    )
+
+
+@torch.no_grad()
+def evaluate_model(model, loader, tokenizer, device, amp_dtype=None):
+    """Validation: mean CTC loss per utterance and greedy WER/CER."""
+    model.eval()
+    dec = GreedyDecoder(tokenizer.decoder_tokens, blank=0, word_delimiter=tokenizer.word_delimiter,
+                        input_type="log_probs")
+    total_loss, n = 0.0, 0
+    refs, hyps = [], []
+    for batch in loader:
+        if batch is None:
+            continue
+        wav = batch["waveforms"].to(device)
+        lens = batch["lengths"].to(device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            lp, olen = model(wav, lens)
+        total_loss += float(ctc_loss(lp, olen, batch["targets"].to(device), batch["target_lengths"].to(device)))
+        n += lp.shape[0]
+        lp_np = lp.float().cpu().numpy()
+        for hy in dec(lp_np, olen.cpu().numpy()):
+            hyps.append(hy[0].text)
+        off = 0
+        for tl in batch["target_lengths"].tolist():
+            refs.append(tokenizer.decode(batch["targets"][off : off + tl].tolist()))
+            off += tl
+    w, c = corpus_errors(refs, hyps)
+    return {"loss": total_loss / max(1, n), "wer": w.rate, "cer": c.rate, "utterances": n, "word": w, "char": c}
+
+
+# ------------------------------------------------------------------------- training
+def train(config_path, train_manifest, valid_manifest, out_dir, resume: bool = False,
+          device: str = "auto", epochs: int | None = None, progress: bool = True) -> dict:
+    model_cfg, cfg = load_train_config(config_path)
+    if epochs is not None:
+        cfg["epochs"] = int(epochs)
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
+    if cfg["threads"]:
+        torch.set_num_threads(int(cfg["threads"]))
+    seed_everything(int(cfg["seed"]))
+
+    train_utts = read_manifest(train_manifest)
+    valid_utts = read_manifest(valid_manifest)
+    if not train_utts:
+        raise DataError(f"{train_manifest}: no utterances")
+    if not valid_utts:
+        raise DataError(f"{valid_manifest}: no utterances")
+
+    if (out / "tokens.txt").is_file():
+        tok = Tokenizer.load(out / "tokens.txt", **model_cfg["tokenizer"])
+    else:
+        tok = build_tokenizer(model_cfg, train_utts)
+        tok.save(out / "tokens.txt")
+    model = CTCModel(model_cfg, len(tok))
+    if (out / "cmvn.json").is_file():
+        stats = json.loads((out / "cmvn.json").read_text())
+    else:
+        stats = compute_cmvn(model, train_utts, cfg["cmvn_utterances"], cfg["seed"])
+        with atomic_open(out / "cmvn.json") as f:
+            json.dump(stats, f)
+    model.frontend.set_cmvn(stats["mean"], stats["std"])
+    model.to(dev)
+
+    aug = cfg["augment"] or {}
+    max_speed = max(aug.get("speeds") or [1.0])
+    sr = model.frontend.sample_rate
+
+    def frames(seconds, speed=1.0):
+        return int(model.output_lengths(int(seconds / speed * sr)))
+
+    train_items, train_skipped = prepare_utterances(
+        train_utts, tok, lambda s: frames(s, max_speed), max_duration=cfg["max_duration"])
+    valid_items, valid_skipped = prepare_utterances(valid_utts, tok, frames, max_duration=cfg["max_duration"])
+    if not train_items:
+        raise DataError(f"{train_manifest}: every utterance was skipped ({dict(train_skipped)})")
+    if not valid_items:
+        raise DataError(f"{valid_manifest}: every utterance was skipped ({dict(valid_skipped)})")
+    log.info("train: %d utterances (%.2f h), %d skipped; valid: %d, %d skipped",
+             len(train_items), sum(u.duration for u, _ in train_items) / 3600, sum(train_skipped.values()),
+             len(valid_items), sum(valid_skipped.values()))
+
+    train_ds = AudioDataset(train_items, sr, aug, seed=cfg["seed"], cache=cfg["cache_audio"])
+    valid_ds = AudioDataset(valid_items, sr, None, cache=cfg["cache_audio"])
+    sampler = BucketBatchSampler(train_ds.durations(), cfg["batch_seconds"], shuffle=True, seed=cfg["seed"],
+                                 max_batch_size=cfg["max_batch_size"])
+    valid_sampler = BucketBatchSampler(valid_ds.durations(), cfg["valid_batch_seconds"], shuffle=False,
+                                       max_batch_size=cfg["max_batch_size"])
+    nw = int(cfg["num_workers"])
+    loader_kw = dict(collate_fn=collate, num_workers=nw, persistent_workers=False)
+    if nw:
+        loader_kw["prefetch_factor"] = 4
+    valid_loader = torch.utils.data.DataLoader(valid_ds, batch_sampler=valid_sampler, **loader_kw)
+
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    steps_per_epoch = len(sampler.epoch_batches())
+    total_steps = steps_per_epoch * cfg["epochs"]
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg["warmup_steps"], total_steps, cfg["min_lr_ratio"]))
+    amp_dtype, use_scaler = _amp_settings(dev, cfg["amp"])
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+
+    start_epoch, step, best = 0, 0, None
+    last_path = ckpt_dir / "last.pt"
+    if resume:
+        if not last_path.is_file():
+            raise CTCASRError(f"{last_path}: nothing to resume from (train without --resume first)")
+        try:
+            st = torch.load(last_path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001
+            raise CTCASRError(f"{last_path}: cannot load checkpoint ({str(e).splitlines()[0][:200]})") from None
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        if use_scaler and st.get("scaler"):
+            scaler.load_state_dict(st["scaler"])
+        start_epoch, step, best = st["epoch"] + 1, st["step"], st.get("best")
+        _set_rng_state(st["rng"])
+        log.info("resumed from %s: epoch %d done, step %d", last_path, st["epoch"] + 1, step)
+
+    log_path = out / "train_log.csv"
+    fields = ["epoch", "step", "train_loss", "valid_loss", "valid_cer", "valid_wer", "lr", "epoch_seconds",
+              "train_audio_hours", "skipped_batches"]
+    if not resume or not log_path.is_file():
+        with atomic_open(log_path) as f:
+            csv.writer(f).writerow(fields)
+
+    result = {}
+    for epoch in range(start_epoch, cfg["epochs"]):
+        model.train()
+        sampler.set_epoch(epoch)
+        train_ds.epoch = epoch
+        loader = torch.utils.data.DataLoader(train_ds, batch_sampler=sampler, **loader_kw)
+        t0 = time.time()
+        tot_loss, tot_utts, audio_s, bad_batches = 0.0, 0, 0.0, 0
+        bar = _progress(loader, progress, f"epoch {epoch + 1}/{cfg['epochs']}")
+        for batch in bar:
+            if batch is None:
+                bad_batches += 1
+                continue
+            wav = batch["waveforms"].to(dev, non_blocking=True)
+            lens = batch["lengths"].to(dev)
+            with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                lp, olen = model(wav, lens)
+            B = lp.shape[0]
+            loss = ctc_loss(lp, olen, batch["targets"].to(dev), batch["target_lengths"].to(dev)) / B
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+            if not torch.isfinite(loss) or not torch.isfinite(gnorm):
+                # A non-finite step would poison the weights; skip it and say so at epoch end.
+                bad_batches += 1
+                opt.zero_grad(set_to_none=True)
+                scaler.update()
+                continue
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            step += 1
+            tot_loss += loss.item() * B
+            tot_utts += B
+            audio_s += float(lens.sum()) / sr
+            if progress and hasattr(bar, "set_postfix") and step % cfg["log_every"] == 0:
+                bar.set_postfix(loss=f"{tot_loss / max(1, tot_utts):.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+        epoch_s = time.time() - t0
+        v = evaluate_model(model, valid_loader, tok, dev, amp_dtype)
+        train_loss = tot_loss / max(1, tot_utts)
+        log.info("epoch %d: train loss %.4f, valid loss %.4f, CER %.2f%%, WER %.2f%% (%.0fs, %.1f audio-s/s)",
+                 epoch + 1, train_loss, v["loss"], 100 * v["cer"], 100 * v["wer"], epoch_s, audio_s / max(epoch_s, 1e-9))
+        if bad_batches:
+            log.warning("epoch %d: %d batch(es) skipped (unreadable audio or non-finite loss)", epoch + 1, bad_batches)
+        key = (v["cer"], v["loss"])
+        improved = best is None or key < tuple(best)
+        if improved:
+            best = list(key)
+            save_model_dir(model, tok, out)
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "scaler": scaler.state_dict() if use_scaler else {},
+            "epoch": epoch,
+            "step": step,
+            "best": best,
+            "rng": _rng_state(),
+            "config": json.dumps({"model": model_cfg, "train": cfg}),
+        }
+        atomic_torch_save(state, last_path)
+        if improved:
+            atomic_torch_save(state, ckpt_dir / "best.pt")
+        with open(log_path, "a", newline="") as f:
+            csv.writer(f).writerow([epoch + 1, step, f"{train_loss:.5f}", f"{v['loss']:.5f}", f"{v['cer']:.5f}",
+                                    f"{v['wer']:.5f}", f"{sched.get_last_lr()[0]:.3e}", f"{epoch_s:.1f}",
+                                    f"{audio_s / 3600:.4f}", bad_batches])
+        result = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": v["loss"], "valid_cer": v["cer"],
+                  "valid_wer": v["wer"], "best_cer": best[0], "skipped_utterances": sum(train_skipped.values())}
+    if not (out / "model.pt").is_file():
+        # Resumed a finished run, or zero epochs: make sure a model dir exists.
+        save_model_dir(model, tok, out)
+    return result
+
+
+def _progress(it, enabled, desc):
+    if not enabled:
+        return it
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return it
+    return tqdm(it, desc=desc, leave=False, dynamic_ncols=True, mininterval=2.0)
+
+
+# ------------------------------------------------------------------------- evaluation
+def evaluate(model_dir, manifest, device="auto", batch_size: int = 16, decoder: str = "greedy", progress=False):
+    """WER/CER of a model on a manifest, decoding every utterance the way ``transcribe`` does.
+
+    Unlike validation during training nothing is filtered out: a reference with characters
+    the model cannot write still counts its errors, and audio that cannot be read counts as
+    all words deleted (and is listed in ``failed``), so a figure can never look better by
+    dropping hard cases.
+    """
+    from .transcribe import Transcriber
+
+    asr = Transcriber.load(model_dir, device=device, decoder=decoder)
+    utts = read_manifest(manifest)
+    if not utts:
+        raise DataError(f"{manifest}: no utterances")
+    refs, hyps, failed = [], [], []
+    results = asr.transcribe_utterances(utts, batch_size=batch_size, progress=progress)
+    for u, res in zip(utts, results):
+        refs.append(asr.tokenizer.normalize(u.text))
+        if isinstance(res, Exception):
+            failed.append((u.id, str(res)))
+            hyps.append("")
+        else:
+            hyps.append(res.text)
+    w, c = corpus_errors(refs, hyps)
+    return {"wer": w.rate, "cer": c.rate, "word": w, "char": c, "utterances": len(utts),
+            "failed": failed, "refs": refs, "hyps": hyps, "ids": [u.id for u in utts]}

@@ -1,0 +1,156 @@
+"""Manifests, Kaldi data dirs, filtering with counts, bucketing."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ctcasr.data import (AudioDataset, BucketBatchSampler, collate, ctc_min_frames, prepare_utterances,
+                         read_kaldi_dir, read_manifest, write_manifest)
+from ctcasr.errors import DataError
+from ctcasr.tokenizer import Tokenizer
+
+
+def _wav(path, seconds=0.5, sr=16000):
+    sf.write(path, 0.1 * np.random.default_rng(0).standard_normal(int(sr * seconds)), sr)
+    return path
+
+
+def test_manifest_relative_paths_resolve_against_its_folder(tmp_path):
+    (tmp_path / "audio").mkdir()
+    _wav(tmp_path / "audio" / "a.wav")
+    m = tmp_path / "m.jsonl"
+    m.write_text(json.dumps({"audio_filepath": "audio/a.wav", "duration": 0.5, "text": "hi"}) + "\n\n")
+    (u,) = read_manifest(m)
+    assert u.audio_filepath == str(tmp_path / "audio" / "a.wav") and u.text == "hi"
+    # duration is read from the header when missing
+    m.write_text(json.dumps({"audio_filepath": "audio/a.wav", "text": "hi"}) + "\n")
+    assert read_manifest(m)[0].duration == pytest.approx(0.5)
+
+
+def test_write_manifest_round_trip(tmp_path):
+    _wav(tmp_path / "a.wav")
+    m = tmp_path / "m.jsonl"
+    m.write_text(json.dumps({"audio_filepath": str(tmp_path / "a.wav"), "duration": 0.5, "text": "x",
+                             "voice": "espeak:en"}) + "\n")
+    utts = read_manifest(m)
+    write_manifest(utts, tmp_path / "out.jsonl")
+    rec = json.loads((tmp_path / "out.jsonl").read_text())
+    assert rec["audio_filepath"] == "a.wav" and rec["voice"] == "espeak:en"
+    assert read_manifest(tmp_path / "out.jsonl")[0].audio_filepath == utts[0].audio_filepath
+
+
+@pytest.mark.parametrize(
+    "lines, match",
+    [
+        (['{"audio_filepath": "a.wav", "text": "x"', ""], r"m.jsonl:1: not a JSON object"),
+        (['{"audio_filepath": "a.wav", "duration": 1, "text": "x"}', '[1, 2]'], r"m.jsonl:2: expected a JSON object"),
+        (['{"audio_filepath": "a.wav", "duration": 1}'], r"m.jsonl:1: missing key\(s\) text"),
+        (['{"audio_filepath": "a.wav", "duration": "long", "text": "x"}'], r"m.jsonl:1: duration"),
+        (['{"audio_filepath": "a.wav", "duration": -1, "text": "x"}'], r"m.jsonl:1: duration"),
+        (['{"id": "u", "audio_filepath": "a.wav", "duration": 1, "text": "x"}'] * 2, r"m.jsonl:2: utterance id 'u'"),
+    ],
+)
+def test_bad_manifest_lines_name_file_and_line(tmp_path, lines, match):
+    m = tmp_path / "m.jsonl"
+    m.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=match):
+        read_manifest(m)
+
+
+def test_missing_manifest(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        read_manifest(tmp_path / "nope.jsonl")
+
+
+def test_kaldi_data_dir(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    _wav(tmp_path / "r1.wav", seconds=2.0)
+    _wav(tmp_path / "r2.wav", seconds=1.0)
+    (d / "wav.scp").write_text(f"r1 {tmp_path / 'r1.wav'}\nr2 ../r2.wav\n")
+    (d / "text").write_text("r1 one two\nr2 three\n")
+    utts = read_kaldi_dir(d)
+    assert [(u.id, u.text) for u in utts] == [("r1", "one two"), ("r2", "three")]
+    assert utts[1].duration == pytest.approx(1.0)
+    # segments
+    (d / "segments").write_text("s1 r1 0.5 1.5\ns2 r2 0.0 0.5\n")
+    (d / "text").write_text("s1 one\ns2 two\n")
+    utts = read_manifest(d)  # a directory is read as a Kaldi data dir
+    assert [(u.id, u.offset, u.duration) for u in utts] == [("s1", 0.5, 1.0), ("s2", 0.0, 0.5)]
+
+
+def test_kaldi_pipes_and_duplicates_are_refused(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "text").write_text("u1 hi\n")
+    (d / "wav.scp").write_text("u1 sox x.wav -t wav - |\n")
+    with pytest.raises(DataError, match="shell pipeline"):
+        read_kaldi_dir(d)
+    (d / "wav.scp").write_text("u1 a.wav\nu1 b.wav\n")
+    with pytest.raises(DataError, match="wav.scp:2: id 'u1' already used on line 1"):
+        read_kaldi_dir(d)
+    (d / "wav.scp").unlink()
+    with pytest.raises(DataError, match="no wav.scp"):
+        read_kaldi_dir(d)
+
+
+def test_ctc_min_frames_counts_blanks_between_repeats():
+    assert ctc_min_frames([1, 2, 2]) == 4  # 好 棒 φ 棒
+    assert ctc_min_frames([1, 2, 3]) == 3
+    assert ctc_min_frames([5, 5, 5]) == 5
+
+
+def test_prepare_utterances_skips_and_counts(tmp_path, caplog):
+    from ctcasr.data import Utterance
+
+    tok = Tokenizer.build(["abc def"])
+    utts = [
+        Utterance("ok", "x.wav", 1.0, "abc"),
+        Utterance("unk", "x.wav", 1.0, "xyz"),
+        Utterance("empty", "x.wav", 1.0, "!!"),
+        Utterance("toolong", "x.wav", 0.1, "abcabcabcabc"),
+        Utterance("short", "x.wav", 0.0, "abc"),
+    ]
+    kept, skipped = prepare_utterances(utts, tok, lambda s: int(s * 33))
+    assert [u.id for u, _ in kept] == ["ok"]
+    assert sum(skipped.values()) == 4
+    assert skipped["unknown characters"] == 1 and skipped["transcript longer than the audio allows"] == 1
+    assert "skipped 1 utterance(s): unknown characters" in caplog.text
+
+
+def test_bucket_sampler_caps_padded_seconds_and_shards():
+    rng = np.random.default_rng(0)
+    durs = rng.uniform(0.5, 10, size=500).tolist()
+    s = BucketBatchSampler(durs, max_batch_seconds=60, seed=3)
+    batches = s.epoch_batches()
+    assert sorted(i for b in batches for i in b) == list(range(500))
+    for b in batches:
+        assert max(durs[i] for i in b) * len(b) <= 60 or len(b) == 1
+    s.set_epoch(1)
+    assert s.epoch_batches() != batches  # reshuffled per epoch
+    # two ranks see disjoint halves of the same order
+    r0 = BucketBatchSampler(durs, 60, seed=3, rank=0, world_size=2)
+    r1 = BucketBatchSampler(durs, 60, seed=3, rank=1, world_size=2)
+    assert len(r0) == len(r1)
+    assert not set(map(tuple, r0.epoch_batches())) & set(map(tuple, r1.epoch_batches()))
+    s.set_epoch(1, start_batch=5)
+    assert list(s) == s.epoch_batches()[5:]
+
+
+def test_dataset_and_collate(tmp_path):
+    from ctcasr.data import Utterance
+
+    _wav(tmp_path / "a.wav", 0.5)
+    _wav(tmp_path / "b.wav", 0.25)
+    items = [(Utterance("a", str(tmp_path / "a.wav"), 0.5, "ab"), [1, 2]),
+             (Utterance("b", str(tmp_path / "b.wav"), 0.25, "a"), [1]),
+             (Utterance("c", str(tmp_path / "missing.wav"), 0.25, "a"), [1])]
+    ds = AudioDataset(items)
+    assert ds[2] is None  # unreadable audio is logged and dropped, not a crash
+    b = collate([ds[0], ds[1], ds[2]])
+    assert b["waveforms"].shape == (2, 8000)
+    assert b["lengths"].tolist() == [8000, 4000]
+    assert b["targets"].tolist() == [1, 2, 1] and b["target_lengths"].tolist() == [2, 1]
+    assert collate([None]) is None

@@ -1,0 +1,188 @@
+"""FrontEnd and CTCModel: shapes, lengths, padding never leaks, model directories."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from ctcasr.errors import ModelError
+from ctcasr.frontend import FrontEnd
+from ctcasr.model import CTCModel, load_model_dir, resolve_model_dir, save_model_dir
+from ctcasr.tokenizer import Tokenizer
+
+SMALL = {"encoder": {"hidden": 16, "layers": 2, "dropout": 0.0}}
+
+
+def test_frontend_shapes_and_lengths():
+    fe = FrontEnd().eval()
+    x = torch.randn(2, 16000) * 0.1
+    lens = torch.tensor([16000, 8000])
+    feats, flen = fe(x, lens)
+    assert feats.shape == (2, 33, 240)
+    assert flen.tolist() == [33, 16] == [fe.output_lengths(16000), fe.output_lengths(8000)]
+    assert fe.frame_shift_s == pytest.approx(0.03)
+    one, olen = fe(torch.zeros(1, 1), torch.tensor([1]))  # a single sample still gives a frame
+    assert one.shape[1] == 1 and olen.tolist() == [1]
+
+
+def test_frontend_batch_equals_single_and_gain_invariance():
+    fe = FrontEnd().eval()
+    torch.manual_seed(0)
+    x = torch.randn(2, 16000) * 0.1
+    lens = torch.tensor([16000, 8000])
+    batch, _ = fe(x, lens)
+    single, _ = fe(x[1:, :8000], lens[1:])
+    assert torch.allclose(batch[1, :16], single[0], atol=1e-4)
+    quiet, _ = fe(x[1:, :8000] * 0.03, lens[1:])  # 30 dB quieter: same features
+    assert torch.allclose(quiet, single, atol=1e-3)
+
+
+def test_specaugment_only_in_training():
+    fe = FrontEnd(specaug={"freq_masks": 2, "freq_width": 20})
+    x = torch.randn(1, 48000) * 0.1
+    lens = torch.tensor([48000])
+    fe.eval()
+    a, _ = fe(x, lens)
+    b, _ = fe(x, lens)
+    assert torch.equal(a, b)
+    fe.train()
+    c, _ = fe(x, lens)
+    assert c.shape == a.shape and not torch.equal(a, c)
+    assert (c == 0).float().mean() > (a == 0).float().mean()
+
+
+def test_cmvn_buffers_travel_in_state_dict():
+    fe = FrontEnd()
+    fe.set_cmvn(torch.full((80,), 2.0), torch.full((80,), 4.0))
+    sd = fe.state_dict()
+    assert torch.allclose(sd["cmvn_mean"], torch.full((80,), 2.0))
+    assert torch.allclose(sd["cmvn_istd"], torch.full((80,), 0.25))
+
+
+@pytest.mark.parametrize("kind", ["blstm", "lstm", "rnn", "dnn"])
+def test_encoder_kinds_forward(kind):
+    cfg = {"encoder": {"kind": kind, "hidden": 16, "layers": 2, "dropout": 0.0, "context": 2}}
+    m = CTCModel(cfg, vocab_size=7).eval()
+    x = torch.randn(3, 12000) * 0.1
+    lens = torch.tensor([12000, 6000, 3000])
+    lp, olen = m(x, lens)
+    assert lp.shape == (3, 24, 7)
+    assert olen.tolist() == [24, 12, 6]
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(3, 24), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["blstm", "dnn"])
+def test_padding_never_changes_the_output(kind):
+    """The backward LSTM must start at the utterance's end, not at the batch's padding."""
+    torch.manual_seed(0)
+    m = CTCModel({"encoder": {"kind": kind, "hidden": 16, "layers": 2, "dropout": 0.0, "context": 2}}, 5).eval()
+    short = torch.randn(1, 6000) * 0.1
+    batch = torch.cat([short, torch.zeros(1, 10000)], 1)
+    batch = torch.cat([batch, torch.randn(1, 16000) * 0.1])
+    with torch.no_grad():
+        alone, n = m(short, torch.tensor([6000]))
+        together, _ = m(batch, torch.tensor([6000, 16000]))
+    assert torch.allclose(alone[0], together[0, : n[0]], atol=1e-5)
+
+
+def _model_dir(tmp_path):
+    tok = Tokenizer.build(["one two three"])
+    m = CTCModel(SMALL, len(tok))
+    return save_model_dir(m, tok, tmp_path / "model"), m, tok
+
+
+def test_model_dir_round_trip(tmp_path):
+    d, m, tok = _model_dir(tmp_path)
+    assert sorted(p.name for p in d.iterdir()) == ["config.yaml", "model.pt", "tokens.txt"]
+    m2, tok2 = load_model_dir(d)
+    assert tok2.tokens == tok.tokens
+    x = torch.randn(1, 8000) * 0.1
+    with torch.no_grad():
+        assert torch.allclose(m.eval()(x, torch.tensor([8000]))[0], m2(x, torch.tensor([8000]))[0])
+
+
+def test_broken_model_dirs(tmp_path):
+    d, m, tok = _model_dir(tmp_path)
+    # tokens that do not match the output layer
+    (d / "tokens.txt").write_text("φ\n<space>\na\n", encoding="utf-8")
+    with pytest.raises(ModelError, match="output layer"):
+        load_model_dir(d)
+    tok.save(d / "tokens.txt")
+    # a config from a newer ctcasr
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    cfg["format_version"] = 99
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ModelError, match="newer"):
+        load_model_dir(d)
+    cfg["format_version"] = 1
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    # truncated weights
+    good = (d / "model.pt").read_bytes()
+    (d / "model.pt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ModelError, match="model.pt"):
+        load_model_dir(d)
+    (d / "model.pt").write_bytes(good)
+    # config that does not fit the weights
+    cfg["encoder"]["hidden"] = 32
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ModelError, match="do not match"):
+        load_model_dir(d)
+    # missing files
+    (d / "tokens.txt").unlink()
+    with pytest.raises(ModelError, match="no tokens.txt"):
+        load_model_dir(d)
+    with pytest.raises(ModelError, match="not found|neither"):
+        load_model_dir(tmp_path / "nowhere")
+    with pytest.raises(ModelError, match="neither"):
+        resolve_model_dir("no-such-shipped-model")
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch pwned-by-checkpoint",))
+
+
+def test_hostile_checkpoint_is_refused_and_never_runs(tmp_path, monkeypatch):
+    d, m, tok = _model_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    sd = {k: v for k, v in m.state_dict().items()}
+    sd["evil"] = _Evil()
+    with open(d / "model.pt", "wb") as f:
+        torch.save(sd, f)
+    with pytest.raises(ModelError, match="cannot load weights"):
+        load_model_dir(d)
+    assert not (tmp_path / "pwned-by-checkpoint").exists()
+    # A raw pickle file is refused the same way.
+    (d / "model.pt").write_bytes(pickle.dumps(_Evil()))
+    with pytest.raises(ModelError):
+        load_model_dir(d)
+    assert not (tmp_path / "pwned-by-checkpoint").exists()
+
+
+def test_unknown_config_keys_are_errors(tmp_path):
+    from ctcasr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="hiden"):
+        CTCModel({"encoder": {"hiden": 3}}, 5)
+    with pytest.raises(ModelError, match="unknown encoder kind"):
+        CTCModel({"encoder": {"kind": "transformer"}}, 5)
+
+
+def test_numpy_free_of_torch_in_decoding():
+    import subprocess
+    import sys
+
+    code = "import sys, ctcasr.decoding; assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr
+
+
+def test_all_frames_finite_on_silence():
+    m = CTCModel(SMALL, 5).eval()
+    lp, _ = m(torch.zeros(1, 16000), torch.tensor([16000]))
+    assert torch.isfinite(lp).all()
+    assert np.isfinite(lp.detach().numpy()).all()
