@@ -1,0 +1,431 @@
+"""Back-off n-gram language models: ARPA read/write, Kneser-Ney estimation, scoring.
+
+numpy is not even needed here; the module is pure Python so ``ctcasr.decoding`` stays
+light enough to embed.
+
+Units. ARPA files store log10 probabilities; :class:`NGramLM` converts them to *natural*
+logs when it loads them (and back when it writes), so every score it returns adds up
+directly with the acoustic model's ``log_softmax`` output.
+
+Scoring follows the usual back-off rule (the one KenLM implements)::
+
+    log p(w | h) = log p*(w | h)                      if the n-gram h w is listed
+                 = bow(h) + log p(w | h[1:])           otherwise
+
+and a word the model has never seen gets the probability of ``<unk>`` when the file lists
+one (KenLM behaves the same), or :attr:`NGramLM.missing_unk_logp` when it does not.
+
+Estimation (:meth:`NGramLM.from_text`) is interpolated modified Kneser-Ney with three
+discounts per order (Chen & Goodman 1998), the method of KenLM's ``lmplz``: the highest
+order uses raw counts, lower orders use continuation counts (the number of distinct
+words seen to the left), except n-grams that start with ``<s>``, which keep raw counts
+because nothing can precede ``<s>``. The unigram distribution is interpolated with a
+uniform one over the vocabulary (which includes ``<unk>``), so ``<unk>`` receives the
+left-over mass. The written ARPA loads in KenLM and pyctcdecode.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+
+LN10 = math.log(10.0)
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+
+__all__ = ["LN10", "ArpaFormatError", "NGramLM", "build_lm_cli"]
+
+
+class ArpaFormatError(ValueError):
+    """A malformed ARPA file; the message names the file and the line."""
+
+    def __init__(self, path, lineno: int | None, msg: str):
+        where = f"{path}:{lineno}" if lineno is not None else f"{path}"
+        super().__init__(f"{where}: {msg}")
+        self.path, self.lineno = path, lineno
+
+
+class NGramLM:
+    """A back-off n-gram model over words (or tokens, for a token-level model).
+
+    ``ngrams[n]`` maps a tuple of ``n`` word ids to ``(logp, bow)`` in natural log; the
+    words themselves are in ``vocab`` (id -> word) and ``word_id`` (word -> id).
+
+    A *state* is a tuple of word ids: the last words that still matter, cut to the longest
+    suffix that the model lists (as KenLM does), so equal states score equally and the
+    decoder can cache on them. :meth:`begin_state` is the state after ``<s>``.
+    """
+
+    def __init__(self, order: int, vocab: Sequence[str], ngrams: list[dict[tuple, tuple[float, float]]],
+                 missing_unk_logp: float = -100.0 * LN10):
+        if order < 1:
+            raise ValueError(f"n-gram order must be >= 1, got {order}")
+        self.order = int(order)
+        self.vocab = list(vocab)
+        self.word_id = {w: i for i, w in enumerate(self.vocab)}
+        # ngrams[0] is unused so that ngrams[n] holds n-grams of length n.
+        self.ngrams = ngrams
+        # Same constant KenLM uses when a model has no <unk> entry (log10 -100).
+        self.missing_unk_logp = float(missing_unk_logp)
+        self.bos_id = self.word_id.get(BOS)
+        self.eos_id = self.word_id.get(EOS)
+        self.unk_id = self.word_id.get(UNK)
+        self._cache: dict[tuple, tuple[float, tuple]] = {}
+
+    # ----------------------------------------------------------------- queries
+    def __contains__(self, word: str) -> bool:
+        return word in self.word_id and word not in (BOS, EOS, UNK)
+
+    @property
+    def words(self) -> list[str]:
+        """The ordinary words the model knows (no ``<s>``, ``</s>``, ``<unk>``)."""
+        return [w for w in self.vocab if w not in (BOS, EOS, UNK)]
+
+    def counts(self) -> list[int]:
+        return [len(self.ngrams[n]) for n in range(1, self.order + 1)]
+
+    def begin_state(self) -> tuple:
+        return (self.bos_id,) if self.bos_id is not None and self.order > 1 else ()
+
+    def unigram_logp(self, word: str) -> float:
+        """log p(word) with no context (natural log); ``<unk>``'s for unknown words."""
+        wid = self.word_id.get(word)
+        if wid is None:
+            wid = self.unk_id
+        e = self.ngrams[1].get((wid,)) if wid is not None else None
+        return e[0] if e is not None else self.missing_unk_logp
+
+    def score_id(self, state: tuple, wid: int | None) -> tuple[float, tuple]:
+        """``(log p(word | state), next_state)`` for a word id (None: unknown word)."""
+        key = (state, wid)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        if wid is None:
+            wid = self.unk_id
+        ng = self.ngrams
+        bow = 0.0
+        logp = None
+        if wid is not None:
+            for start in range(len(state) + 1):
+                h = state[start:]
+                e = ng[len(h) + 1].get(h + (wid,))
+                if e is not None:
+                    logp = e[0] + bow
+                    break
+                if h:
+                    he = ng[len(h)].get(h)
+                    if he is not None:
+                        bow += he[1]
+        if logp is None:  # unknown word and no <unk> entry
+            logp = bow + self.missing_unk_logp
+            nxt: tuple = ()
+        else:
+            full = (state + (wid,))[-(self.order - 1):] if self.order > 1 else ()
+            nxt = ()
+            for start in range(len(full)):
+                s = full[start:]
+                if s in ng[len(s)]:
+                    nxt = s
+                    break
+        out = (logp, nxt)
+        if len(self._cache) > 2_000_000:  # bound memory on very long runs
+            self._cache.clear()
+        self._cache[key] = out
+        return out
+
+    def score(self, state: tuple, word: str) -> tuple[float, tuple]:
+        """``(log p(word | state), next_state)``, natural log."""
+        return self.score_id(state, self.word_id.get(word))
+
+    def sentence_logp(self, words: Iterable[str], bos: bool = True, eos: bool = True) -> float:
+        """Natural-log probability of a word sequence (with ``<s>``/``</s>`` by default)."""
+        state = self.begin_state() if bos else ()
+        total = 0.0
+        for w in words:
+            lp, state = self.score(state, w)
+            total += lp
+        if eos and self.eos_id is not None:
+            lp, state = self.score_id(state, self.eos_id)
+            total += lp
+        return total
+
+    # --------------------------------------------------------------- ARPA I/O
+    @classmethod
+    def from_arpa(cls, path) -> NGramLM:
+        """Load an ARPA file (any order). Malformed files raise :class:`ArpaFormatError`."""
+        path = os.fspath(path)
+        try:
+            f = open(path, "r", encoding="utf-8")
+        except OSError as e:
+            raise ValueError(f"{path}: cannot open ARPA file: {e.strerror}") from e
+        with f:
+            try:
+                return cls._parse_arpa(f, path)
+            except UnicodeDecodeError as e:
+                raise ArpaFormatError(path, None, f"not UTF-8 text ({e.reason})") from e
+
+    @classmethod
+    def _parse_arpa(cls, f, path) -> NGramLM:
+        declared: dict[int, int] = {}
+        lineno = 0
+        section = "pre"  # pre -> data -> grams -> end
+        cur_n = 0
+        vocab: list[str] = []
+        word_id: dict[str, int] = {}
+        ngrams: list[dict[tuple, tuple[float, float]]] = [{}]
+
+        def wid(w):
+            i = word_id.get(w)
+            if i is None:
+                i = word_id[w] = len(vocab)
+                vocab.append(w)
+            return i
+
+        for raw in f:
+            lineno += 1
+            line = raw.strip()
+            if section == "pre":
+                if line == "\\data\\":
+                    section = "data"
+                continue  # anything before \data\ is a comment
+            if not line:
+                continue
+            if section == "end":
+                continue  # text after \end\ is ignored, as KenLM does
+            if line == "\\end\\":
+                if section == "data":
+                    raise ArpaFormatError(path, lineno, "\\end\\ before any n-gram section")
+                cls._check_count(path, lineno, cur_n, declared, ngrams)
+                section = "end"
+                continue
+            if line.startswith("\\") and line.endswith("-grams:"):
+                try:
+                    n = int(line[1:-len("-grams:")])
+                except ValueError:
+                    raise ArpaFormatError(path, lineno, f"bad section header {line!r}") from None
+                if n not in declared:
+                    raise ArpaFormatError(path, lineno, f"section \\{n}-grams: was not declared in \\data\\")
+                if n != cur_n + 1:
+                    raise ArpaFormatError(path, lineno, f"expected \\{cur_n + 1}-grams:, found {line!r}")
+                if cur_n:
+                    cls._check_count(path, lineno, cur_n, declared, ngrams)
+                cur_n = n
+                ngrams.append({})
+                section = "grams"
+                continue
+            if section == "data":
+                if not line.startswith("ngram "):
+                    raise ArpaFormatError(path, lineno, f"expected 'ngram N=COUNT' in \\data\\, found {line!r}")
+                try:
+                    lhs, rhs = line[6:].split("=")
+                    n, c = int(lhs), int(rhs)
+                except ValueError:
+                    raise ArpaFormatError(path, lineno, f"bad count line {line!r}") from None
+                if n < 1 or c < 0 or n in declared or (declared and n != max(declared) + 1):
+                    raise ArpaFormatError(path, lineno, f"bad or out-of-order count line {line!r}")
+                declared[n] = c
+                continue
+            # an n-gram line: logp w1 .. wn [bow]
+            parts = line.split()
+            if len(parts) not in (cur_n + 1, cur_n + 2):
+                raise ArpaFormatError(
+                    path, lineno,
+                    f"a {cur_n}-gram line needs a log-prob, {cur_n} words and an optional "
+                    f"back-off weight, found {len(parts)} fields: {line!r}")
+            try:
+                lp = float(parts[0])
+                bow = float(parts[cur_n + 1]) if len(parts) == cur_n + 2 else 0.0
+            except ValueError:
+                raise ArpaFormatError(path, lineno, f"log-probability or back-off is not a number: {line!r}") from None
+            if not (math.isfinite(lp) and math.isfinite(bow)) or lp > 1e-6:
+                raise ArpaFormatError(path, lineno, f"log10 probability must be finite and <= 0: {line!r}")
+            key = tuple(wid(w) for w in parts[1:cur_n + 1])
+            ngrams[cur_n][key] = (lp * LN10, bow * LN10)
+        if section == "pre":
+            raise ArpaFormatError(path, None, "no \\data\\ header: not an ARPA file")
+        if section != "end":
+            raise ArpaFormatError(path, lineno, "file ends without \\end\\ (truncated?)")
+        order = max(declared)
+        if cur_n != order:
+            raise ArpaFormatError(path, lineno, f"\\data\\ declares order {order} but only {cur_n}-gram sections follow")
+        unis = ngrams[1]
+        for n in range(2, order + 1):
+            for key in ngrams[n]:
+                for w in key:
+                    if (w,) not in unis:
+                        raise ArpaFormatError(path, None, f"word {vocab[w]!r} in a {n}-gram is missing from \\1-grams:")
+        return cls(order, vocab, ngrams)
+
+    @staticmethod
+    def _check_count(path, lineno, n, declared, ngrams):
+        if len(ngrams[n]) != declared[n]:
+            raise ArpaFormatError(
+                path, lineno,
+                f"\\data\\ declares ngram {n}={declared[n]} but the section has {len(ngrams[n])} entries")
+
+    def to_arpa(self, path) -> None:
+        """Write the model as ARPA (log10), atomically: temp file + ``os.replace``."""
+        path = os.fspath(path)
+        d = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".arpa", dir=d)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write("\\data\\\n")
+                for n in range(1, self.order + 1):
+                    f.write(f"ngram {n}={len(self.ngrams[n])}\n")
+                for n in range(1, self.order + 1):
+                    f.write(f"\n\\{n}-grams:\n")
+                    rows = sorted(self.ngrams[n].items(), key=lambda kv: [self.vocab[i] for i in kv[0]])
+                    for key, (lp, bow) in rows:
+                        words = " ".join(self.vocab[i] for i in key)
+                        line = f"{lp / LN10:.7g}\t{words}"
+                        if n < self.order and bow != 0.0:
+                            line += f"\t{bow / LN10:.7g}"
+                        f.write(line + "\n")
+                f.write("\n\\end\\\n")
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    # -------------------------------------------------------------- estimation
+    @classmethod
+    def from_text(cls, lines: Iterable, order: int = 3, token_level: bool = False,
+                  lowercase: bool = False) -> NGramLM:
+        """Estimate an interpolated modified Kneser-Ney model.
+
+        ``lines``: an iterable of sentences, each a string (split on whitespace, or into
+        characters with ``token_level=True``, whitespace dropped) or a list of words.
+        """
+        if order < 1:
+            raise ValueError(f"n-gram order must be >= 1, got {order}")
+        sents = []
+        for s in lines:
+            if isinstance(s, str):
+                if lowercase:
+                    s = s.lower()
+                words = [c for c in s if not c.isspace()] if token_level else s.split()
+            else:
+                words = [str(w) for w in s]
+            for w in words:
+                if w in (BOS, EOS, UNK):
+                    raise ValueError(f"the training text contains the reserved word {w!r}")
+            if words:
+                sents.append(words)
+        if not sents:
+            raise ValueError("cannot estimate a language model from empty text")
+        return cls._estimate_kn(sents, order)
+
+    @classmethod
+    def _estimate_kn(cls, sents: list[list[str]], N: int) -> NGramLM:
+        vocab = [BOS, EOS, UNK]
+        word_id = {w: i for i, w in enumerate(vocab)}
+        for s in sents:
+            for w in s:
+                if w not in word_id:
+                    word_id[w] = len(vocab)
+                    vocab.append(w)
+        bos, eos, unk = 0, 1, 2
+        # Raw counts of every order (needed for the top order and <s>-initial n-grams).
+        raw = [Counter() for _ in range(N + 1)]
+        for s in sents:
+            ids = [bos] + [word_id[w] for w in s] + [eos]
+            L = len(ids)
+            for n in range(1, N + 1):
+                c = raw[n]
+                for i in range(L - n + 1):
+                    c[tuple(ids[i:i + n])] += 1
+        # Adjusted counts: continuation counts below the top order.
+        adj: list[dict[tuple, int]] = [{} for _ in range(N + 1)]
+        adj[N] = dict(raw[N])
+        for n in range(N - 1, 0, -1):
+            cont = Counter()
+            for g in raw[n + 1]:
+                cont[g[1:]] += 1
+            a = {}
+            for g, c in raw[n].items():
+                a[g] = c if g[0] == bos else cont.get(g, 0)
+            adj[n] = {g: c for g, c in a.items() if c > 0}
+        adj[1].pop((bos,), None)  # <s> is never predicted
+
+        # Discounts D1, D2, D3+ per order from count-of-counts (Chen & Goodman).
+        discounts = [None] * (N + 1)
+        for n in range(1, N + 1):
+            t = Counter(c for c in adj[n].values() if c <= 4)
+            discounts[n] = cls._kn_discounts(t)
+
+        # Interpolated probabilities, lowest order first.
+        nvocab = len(vocab) - 1  # uniform over every word but <s> (includes <unk>)
+        probs: list[dict[tuple, float]] = [{} for _ in range(N + 1)]
+        gammas: list[dict[tuple, float]] = [{} for _ in range(N + 1)]
+        for n in range(1, N + 1):
+            D = discounts[n]
+            denom = defaultdict(int)
+            nk = defaultdict(lambda: [0, 0, 0])
+            for g, c in adj[n].items():
+                h = g[:-1]
+                denom[h] += c
+                nk[h][min(c, 3) - 1] += 1
+            gamma = {h: (D[0] * k[0] + D[1] * k[1] + D[2] * k[2]) / denom[h] for h, k in nk.items()}
+            gammas[n - 1] = gamma  # gamma of a context of length n-1
+            p = probs[n]
+            for g, c in adj[n].items():
+                h = g[:-1]
+                disc = max(c - D[min(c, 3) - 1], 0.0) / denom[h]
+                lower = 1.0 / nvocab if n == 1 else probs[n - 1][g[1:]]
+                p[g] = disc + gamma[h] * lower
+            if n == 1:
+                p[(unk,)] = gamma[()] / nvocab + p.get((unk,), 0.0)
+        ngrams: list[dict[tuple, tuple[float, float]]] = [{}]
+        for n in range(1, N + 1):
+            d = {}
+            for g, pr in probs[n].items():
+                bow = gammas[n].get(g) if n < N else None
+                d[g] = (math.log(pr), math.log(bow) if bow else 0.0)
+            ngrams.append(d)
+        # <s> is listed with log10 p = -99 (never predicted) and carries a back-off.
+        g1 = gammas[1].get((bos,))
+        ngrams[1][(bos,)] = (-99.0 * LN10, math.log(g1) if (g1 and N > 1) else 0.0)
+        return cls(N, vocab, ngrams)
+
+    @staticmethod
+    def _kn_discounts(t: Counter) -> tuple[float, float, float]:
+        t1, t2, t3, t4 = (t.get(k, 0) for k in (1, 2, 3, 4))
+        try:
+            Y = t1 / (t1 + 2 * t2)
+            D = (1 - 2 * Y * t2 / t1, 2 - 3 * Y * t3 / t2, 3 - 4 * Y * t4 / t3)
+        except ZeroDivisionError:
+            D = None
+        # Tiny corpora give degenerate count-of-counts (KenLM refuses them); fall back to
+        # fixed discounts, which keep every probability positive.
+        if D is None or not all(0 < d < k + 1 for k, d in enumerate(D)):
+            D = (0.5, 1.0, 1.5)
+        return D
+
+
+def build_lm_cli(text_path, order: int, out_path, token_level: bool = False,
+                 lowercase: bool = False) -> NGramLM:
+    """What ``ctcasr lm build TEXT --order N -o OUT`` runs: estimate and write an ARPA.
+
+    ``text_path``: UTF-8 text, one sentence per line (``-`` is not special). Words are
+    whitespace-separated; ``token_level=True`` makes every non-space character a word
+    (Chinese, or token-level LMs for ``word_delimiter=None``). The ARPA is written
+    atomically to ``out_path``. Returns the model.
+    """
+    text_path = os.fspath(text_path)
+    try:
+        with open(text_path, "r", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ValueError(f"{text_path}: cannot read text: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{text_path}: not UTF-8 text ({e.reason})") from e
+    lm = NGramLM.from_text(lines, order=order, token_level=token_level, lowercase=lowercase)
+    lm.to_arpa(out_path)
+    return lm

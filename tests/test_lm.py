@@ -1,0 +1,162 @@
+"""NGramLM: Kneser-Ney estimation, ARPA round trip, KenLM agreement, bad files."""
+
+import math
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ctcasr.decoding import ArpaFormatError, NGramLM, build_lm_cli
+from ctcasr.decoding.lm import LN10
+
+CORPUS = [
+    "the cat sat on the mat", "the dog sat on the log", "a cat and a dog",
+    "the cat ran", "a dog ran to the cat", "on the mat the cat sat",
+    "the big dog", "the big cat sat", "a mat", "the log",
+]
+
+
+def total_prob(lm, state):
+    """Sum of p(w | state) over every word that can follow (all but <s>)."""
+    return sum(math.exp(lm.score(state, w)[0]) for w in lm.vocab if w != "<s>")
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_kneser_ney_distributions_sum_to_one(order):
+    lm = NGramLM.from_text(CORPUS, order=order)
+    states = [lm.begin_state(), ()]
+    for ws in (["the"], ["the", "cat"], ["a", "zebra"], ["dog", "ran", "to"]):
+        s = lm.begin_state()
+        for w in ws:
+            _, s = lm.score(s, w)
+        states.append(s)
+    for s in states:
+        assert abs(total_prob(lm, s) - 1.0) < 1e-9, s
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.sampled_from("abcde"), min_size=1, max_size=6), min_size=1, max_size=12),
+       st.integers(1, 3))
+def test_kn_normalised_on_random_corpora(sents, order):
+    lm = NGramLM.from_text(sents, order=order)
+    s = lm.begin_state()
+    assert abs(total_prob(lm, s) - 1.0) < 1e-9
+    for w in sents[0]:
+        _, s = lm.score(s, w)
+        assert abs(total_prob(lm, s) - 1.0) < 1e-9
+
+
+def test_kneser_ney_prefers_seen_continuations_and_unk_gets_mass():
+    lm = NGramLM.from_text(CORPUS, order=2)
+    s = lm.begin_state()
+    _, s_the = lm.score(s, "the")
+    assert lm.score(s_the, "cat")[0] > lm.score(s_the, "ran")[0]
+    assert lm.unigram_logp("zebra") == lm.unigram_logp("<unk>") > -50
+    # continuation counts: "sat" follows many different words less than "the" does
+    assert "<unk>" in lm.vocab and "zebra" not in lm
+
+
+def test_arpa_round_trip(tmp_path):
+    lm = NGramLM.from_text(CORPUS, order=3)
+    p = tmp_path / "m.arpa"
+    lm.to_arpa(p)
+    assert os.listdir(tmp_path) == ["m.arpa"]  # the temp file was renamed, not left behind
+    lm2 = NGramLM.from_arpa(p)
+    assert lm2.order == 3 and lm2.counts() == lm.counts()
+    for sent in ["the cat sat on the mat", "a zebra ran", "dog dog dog"]:
+        assert abs(lm.sentence_logp(sent.split()) - lm2.sentence_logp(sent.split())) < 1e-5
+
+
+def test_loads_in_kenlm(tmp_path):
+    kenlm = pytest.importorskip("kenlm")
+    for order in (2, 3, 4):
+        lm = NGramLM.from_text(CORPUS, order=order)
+        p = tmp_path / f"o{order}.arpa"
+        lm.to_arpa(p)
+        km = kenlm.Model(str(p))
+        assert km.order == order
+        for sent in ["the cat sat on the mat", "a zebra ran to the big dog", "mat"]:
+            ours = lm.sentence_logp(sent.split()) / LN10
+            assert abs(ours - km.score(sent, bos=True, eos=True)) < 1e-4, (order, sent)
+
+
+def test_token_level_estimation():
+    lm = NGramLM.from_text(["北京景色", "北京"], order=2, token_level=True)
+    assert set(lm.words) == {"北", "京", "景", "色"}
+    s = lm.begin_state()
+    _, s = lm.score(s, "北")
+    assert lm.score(s, "京")[0] > lm.score(s, "色")[0]
+
+
+def test_build_lm_cli(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
+    out = tmp_path / "out.arpa"
+    lm = build_lm_cli(text, 3, out)
+    assert out.exists() and lm.order == 3
+    assert NGramLM.from_arpa(out).counts() == lm.counts()
+    with pytest.raises(ValueError, match="cannot read"):
+        build_lm_cli(tmp_path / "missing.txt", 3, out)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(ValueError, match="empty"):
+        build_lm_cli(empty, 2, out)
+
+
+GOOD = """\\data\\
+ngram 1=3
+ngram 2=1
+
+\\1-grams:
+-1.0\t<s>\t-0.5
+-0.5\t</s>
+-0.3\thello\t-0.2
+
+\\2-grams:
+-0.1\t<s> hello
+
+\\end\\
+"""
+
+
+def test_reads_hand_written_arpa(tmp_path):
+    p = tmp_path / "g.arpa"
+    p.write_text("some header text\n" + GOOD)
+    lm = NGramLM.from_arpa(p)
+    assert lm.order == 2
+    # p(hello | <s>) listed; p(</s> | hello) backs off: bow(hello) + p(</s>)
+    assert abs(lm.sentence_logp(["hello"]) - (-0.1 + -0.2 + -0.5) * LN10) < 1e-12
+    # unknown word, no <unk> entry: KenLM's -100 (log10)
+    assert lm.score((), "zzz")[0] == pytest.approx(-100 * LN10)
+
+
+@pytest.mark.parametrize("text, line, msg", [
+    ("hello\n", None, "no \\\\data\\\\ header"),
+    (GOOD.replace("ngram 2=1", "ngram 2=2"), 13, "declares ngram 2=2"),
+    (GOOD.replace("-0.3\thello", "x\thello"), 8, "not a number"),
+    (GOOD.replace("-0.1\t<s> hello", "-0.1\t<s> hello there now"), 11, "fields"),
+    (GOOD.replace("\\end\\\n", ""), 12, "truncated"),
+    (GOOD.replace("\\2-grams:", "\\3-grams:"), 10, "not declared"),
+    (GOOD.replace("-0.1\t<s> hello", "-0.1\t<s> bye"), None, "missing from"),
+    (GOOD.replace("ngram 1=3", "ngram one=3"), 2, "bad count line"),
+    (GOOD.replace("-0.5\t</s>", "0.5\t</s>"), 7, "<= 0"),
+])
+def test_bad_arpa_names_file_and_line(tmp_path, text, line, msg):
+    p = tmp_path / "bad.arpa"
+    p.write_text(text)
+    with pytest.raises(ArpaFormatError, match=msg) as ei:
+        NGramLM.from_arpa(p)
+    assert str(p) in str(ei.value)
+    assert isinstance(ei.value, ValueError)
+    if line is not None:
+        assert f"{p}:{line}:" in str(ei.value)
+
+
+def test_missing_or_binary_arpa(tmp_path):
+    with pytest.raises(ValueError, match="cannot open"):
+        NGramLM.from_arpa(tmp_path / "nope.arpa")
+    p = tmp_path / "bin.arpa"
+    p.write_bytes(b"\\data\\\n\xff\xfe\x00")
+    with pytest.raises(ArpaFormatError, match="UTF-8"):
+        NGramLM.from_arpa(p)
