@@ -13,7 +13,9 @@ CER of about 6 %. The text is /usr/share/common-licenses/GPL-3 (Debian's base-fi
 when that file is missing, a paragraph embedded below (the table says which).
 
 The LM case uses a word 2-gram estimated by ctcasr's own NGramLM (modified Kneser-Ney)
-from the same text; flashlight gets the same ARPA file plus a lexicon of its words.
+from the same text and written as ARPA; every LM decoder (ctcasr's and flashlight's, which
+also gets a lexicon of the LM's words) loads that file itself, so no decoder starts with
+LM scores cached by another one.
 LM weight and word score are picked per decoder by a small grid on separate dev
 utterances, so each decoder runs at its own best setting.
 
@@ -161,8 +163,11 @@ def timed(fn, utts):
 
 
 # ------------------------------------------------------------------------ decoders
-def ours_factory(beam, lm=None, alpha=0.5, beta=0.0):
-    from ctcasr.decoding import BeamSearchDecoder
+def ours_factory(beam, arpa=None, alpha=0.5, beta=0.0):
+    from ctcasr.decoding import BeamSearchDecoder, NGramLM
+    # a fresh NGramLM per decoder (as flashlight loads the ARPA per decoder): its score
+    # cache starts empty
+    lm = NGramLM.from_arpa(arpa) if arpa is not None else None
     dec = BeamSearchDecoder(TOKENS, blank=0, beam_size=beam, word_delimiter=" ", lm=lm,
                             lm_weight=alpha, word_score=beta, input_type="log_probs")
     return lambda lp: dec(lp)[0].text
@@ -292,9 +297,9 @@ def main(argv=None):
     add("ctcasr greedy", "-", "-", lambda lp: g(lp)[0].text)
     for b in args.beams:
         add("ctcasr beam", b, "-", ours_factory(b))
-    a_ours, b_ours = grid(lambda a, b: ours_factory(32, lm, a, b), [0.3, 0.5, 0.8, 1.2], [0.0, 1.0, 2.0])
+    a_ours, b_ours = grid(lambda a, b: ours_factory(32, arpa, a, b), [0.3, 0.5, 0.8, 1.2], [0.0, 1.0, 2.0])
     for b in args.beams:
-        add("ctcasr beam", b, "2-gram", ours_factory(b, lm, a_ours, b_ours))
+        add("ctcasr beam", b, "2-gram", ours_factory(b, arpa, a_ours, b_ours))
 
     if not args.no_peers:
         ok, why = flashlight_available()

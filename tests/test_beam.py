@@ -323,6 +323,31 @@ def test_timestamps_of_hand_made_emission():
         assert h.words == [("ab", 1, 4), ("cc", 6, 10)]
 
 
+def test_timesteps_increase_when_a_prefix_is_repointed():
+    # "ar" is first reached through a weak 'r' (frame 3); the strong 'r' at frame 6 re-points
+    # it there. "arr" (r at 3, blanks, r again at 6) is made in that same frame from the
+    # paths of "ar" that end in blank, so its first 'r' stays at frame 3.
+    lp = soft(["φ", "a", "φ", {"r": 0.45, "φ": 0.55}, "φ", "φ", "r", "φ"], LETTERS)
+    hyps = {h.text: h for h in BeamSearchDecoder(LETTERS)(lp, n_best=4)}
+    assert hyps["ar"].timesteps == (1, 6)
+    assert hyps["arr"].timesteps == (1, 3, 6)
+
+
+# ------------------------------------------------------------------ large vocabularies
+def test_sparse_word_tables_agree_with_dense(monkeypatch):
+    # vocabularies too large for dense [states, V] tables step the trie with searchsorted
+    import ctcasr.decoding.beam as beam_module
+    lm = NGramLM.from_text(BUNNY_TEXT, order=3)
+    kw = {"beam_size": 12, "lm": lm, "lm_weight": 0.8, "word_score": 0.5, "hotwords": {"rabbit": 2.0}}
+    dense = BeamSearchDecoder(LETTERS, **kw)
+    monkeypatch.setattr(beam_module, "_DENSE_MAX", 0)
+    sparse = BeamSearchDecoder(LETTERS, **kw)
+    assert dense._fsa_la is not None and sparse._fsa_la is None
+    rng = np.random.default_rng(8)
+    for lp in [bunny_emissions(), taipai_emissions()] + [make_peaky(rng, 200, LETTERS) for _ in range(3)]:
+        same(sparse(lp, n_best=3), dense(lp, n_best=3))
+
+
 # ------------------------------------------------------------------ inputs
 def test_probabilities_lists_and_float32_agree_with_log_probs():
     rng = np.random.default_rng(9)

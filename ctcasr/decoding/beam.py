@@ -15,14 +15,23 @@ and an extension that lands on a prefix already in the beam is *added* to it
 best path. With a beam wide enough, pruning off, and no LM, the top hypothesis is the most
 probable labelling and its ``am_score`` equals ``-ctc_loss`` of that labelling.
 
-Speed: the work of one frame is a fixed number of numpy operations on ``[beams, tokens]``
-arrays, so the Python-level cost per frame does not grow with the vocabulary. Prefixes are
-identified by a 64-bit hash that is updated per appended token (a multiply-xorshift
-of ``hash(parent) + R[token]`` with a random odd ``R`` per token), so merging an
-extension with an existing beam is a sorted search instead of a dict of strings; two
-different live prefixes would have to share a 64-bit hash to be merged by mistake
-(probability about beams^2 * frames / 2^64). The token sequence of a prefix lives in a
-tree of nodes (parent, token, frame) that is only walked at the end.
+Speed: the work of one frame is a fixed number of numpy operations on arrays of
+``beams x candidate tokens`` candidates, so the Python-level cost per frame does not grow
+with the vocabulary; on small arrays each operation costs its call overhead, so the
+design counts operations. The hypotheses are the columns of one float and one int array;
+every candidate of a frame (a beam staying, or a beam extended by a token) starts as a
+copy of its beam's column (one ``take`` per array), the extensions' entries are rewritten
+in place, and the survivors are again one ``take``. Prefixes are identified by a 64-bit
+hash that is updated per appended token (a multiply-xorshift of ``hash(parent) +
+R[token]`` with a random odd ``R`` per token), so merging an extension with an existing
+beam is a sorted search instead of a dict of strings; two different live prefixes would
+have to share a 64-bit hash to be merged by mistake (probability about beams^2 * frames /
+2^64). The token sequence of a prefix lives in a tree of nodes (parent, token, frame) that
+is only walked at the end. With word-level extras (LM, unigrams, hotwords, word score)
+the partial word is one automaton state per hypothesis, whose step and score change per
+token are precomputed tables (one gather per frame); the n-gram LM is consulted only in
+frames where the word delimiter is a candidate, only for hypotheses whose completed word
+could survive the pruning, through a dict cache keyed by one int per (LM state, word).
 
 Pruning (all on by default, all can be switched off with ``None``):
 
@@ -30,7 +39,7 @@ Pruning (all on by default, all can be switched off with ``None``):
   (plus the frame's best token) may *start* a new prefix. The repeat of a prefix's own
   last token is always scored, so pruning never breaks an existing prefix's path sum.
 * ``blank_skip_logp`` (default log 0.999): a frame whose blank probability is at least
-  this starts no new prefix at all and costs four array operations. On a peaky CTC model
+  this starts no new prefix at all and costs three array operations. On a peaky CTC model
   most frames are such blank frames.
 * ``prune_logp`` (default -10): after each frame, hypotheses scoring more than
   ``-prune_logp`` below the best are dropped (on top of keeping ``beam_size``).
@@ -65,8 +74,9 @@ word goes elsewhere, so a hotword is not pruned before it is finished. With
 Timesteps: ``timesteps[i]`` is the frame at which token ``i`` was appended to its prefix;
 when a later extension into an existing prefix brings more probability than the prefix had
 gathered until then (it was first reached through a stray low-probability frame), the
-later frame is taken. On a peaky model this is the first frame of the token's spike
-(the greedy decoder reports the peak frame of the run instead). ``words`` are
+later frame is taken (for the prefix itself: extensions of it made in the same frame keep
+the earlier frame, so timesteps always increase). On a peaky model this is the first
+frame of the token's spike (the greedy decoder reports the peak frame of the run instead). ``words`` are
 ``(word, start, end)`` with ``end`` one past the frame of the word's last token.
 """
 
@@ -86,6 +96,7 @@ _NEG_INF = -np.inf
 _M1 = np.uint64(0xBF58476D1CE4E5B9)  # odd: multiplication is a bijection mod 2^64
 _S31 = np.uint64(31)
 _ROOT_HASH = np.uint64(0x243F6A8885A308D3)
+_DENSE_MAX = 1 << 22  # largest [states, V] table built dense (else sorted keys + searchsorted)
 
 
 class _Trie:
@@ -113,9 +124,9 @@ class _Trie:
             n = nxt
         return n
 
-    def freeze(self) -> _Trie:
+    def freeze(self, dense: bool = True) -> _Trie:
         S, V = len(self.children), self.V
-        if (S + 1) * V <= (1 << 22):
+        if dense and (S + 1) * V <= _DENSE_MAX:
             table = np.full((S + 1, V), -1, dtype=np.int64)
             for n, ch in enumerate(self.children):
                 for tok, c in ch.items():
@@ -132,6 +143,8 @@ class _Trie:
     def step(self, nodes: np.ndarray, toks: np.ndarray) -> np.ndarray:
         if self.table is not None:
             return self.table[nodes, toks]
+        if not len(self.keys):
+            return np.full(np.broadcast_shapes(np.shape(nodes), np.shape(toks)), -1, np.int64)
         q = nodes * self.V + toks
         q = np.where(nodes < 0, -1, q)
         pos = np.minimum(np.searchsorted(self.keys, q), len(self.keys) - 1)
@@ -152,8 +165,9 @@ class BeamSearchDecoder:
     or ``None`` when every token is a word. ``lm``: an :class:`NGramLM` (or a path to an
     ARPA file). See the module docstring for the scores, pruning and hotwords.
 
-    A decoder keeps LM caches that are not locked: give each thread its own decoder.
-    Streams (``dec.stream()``) are independent of each other.
+    A decoder keeps LM caches and per-frame work arrays that are not locked: give each
+    thread its own decoder. Streams (``dec.stream()``) of one decoder are independent of
+    each other (one thread may interleave them).
     """
 
     def __init__(
@@ -203,27 +217,36 @@ class BeamSearchDecoder:
         # Random 64-bit code per token for the prefix hashes (fixed seed: reproducible).
         self._R = np.random.default_rng(0x5EED).integers(0, 2**63, size=V, dtype=np.int64).astype(np.uint64) * np.uint64(2) + np.uint64(1)
 
-        # LM state interning: the arrays hold an int per hypothesis.
+        # LM state interning: a hypothesis holds its LM state as the int state id * nw1,
+        # so that adding (word id + 1) gives the key of the (state, word) pair under which
+        # the LM score and next state are cached (see _lm_key, _lm_batch).
         self._lm_states: list[tuple] = []
         self._lm_state_id: dict[tuple, int] = {}
-        self._lm_cache: dict[tuple, tuple] = {}
-        self._lm_begin = self._intern(lm.begin_state()) if lm is not None else 0
+        self._lp_cache: dict[int, float] = {}
+        self._ns_cache: dict[int, int] = {}
+        self._nw1 = len(lm.vocab) + 1 if lm is not None else 1
+        self._lm_begin = self._intern(lm.begin_state()) * self._nw1 if lm is not None else 0
         if lm is not None:
-            self._tok_wid = np.array([lm.word_id.get(t, -1) for t in self.tokens], np.int64)
+            tok_wid = np.array([lm.word_id.get(t, -1) for t in self.tokens], np.int64)
+            self._tok_wk = tok_wid + 1  # token mode: a token's part of the LM cache key
             # token mode: a token the LM does not know is an OOV word
-            self._tok_unk = np.where(self._tok_wid < 0, self.unk_score, 0.0)
+            self._tok_unk = np.where(tok_wid < 0, self.unk_score, 0.0)
 
         self.hotwords = {str(w): float(s) for w, s in (hotwords or {}).items()}
         unigram_list = None if unigrams is None else [str(u) for u in unigrams]
         self._build_hot_trie()
         self._build_vocab_trie(unigram_list, lm_lookahead)
-        self._ninf = np.full(self.beam_size, _NEG_INF)
-        self._arange = np.arange(self.beam_size * V + 1)
-        # most a completing word can add besides its LM score (which is <= 0)
-        self._max_word_gain = (max(0.0, self.word_score) + max(0.0, self.unk_score)
-                               + max([0.0] + [abs(w) for w in self.hotwords.values()]))
         self._extras = bool(self.hot is not None or self.vocab is not None or lm is not None
                             or self.word_score != 0.0)
+        # word mode with extras: one automaton over the partial word (see _build_word_fsa)
+        self._fsa = self._extras and word_delimiter is not None
+        if self._fsa:
+            self._build_word_fsa()
+        # per (beams, candidates): index arrays of the candidate grid and views (see _grid)
+        self._ix: dict[tuple, tuple] = {}
+        self._ix_size = 0
+        self._cap = 0
+        self._ids = np.arange(self.beam_size + 1)  # ids of a frame's new nodes (at most B)
 
     # ------------------------------------------------------------ construction
     def _spell(self, word: str) -> list[int] | None:
@@ -304,7 +327,7 @@ class BeamSearchDecoder:
                     n = trie.children[n][tok]
                     if u > best.get(n, -math.inf):
                         best[n] = u
-        trie.freeze()
+        trie.freeze(dense=False)
         is_word = np.zeros(trie.size, bool)
         is_word[list(term)] = True
         word_id = np.full(trie.size, -1, np.int64)
@@ -325,6 +348,81 @@ class BeamSearchDecoder:
         # holds the unk_score, withdrawn and re-added, so it is charged once).
         self.vocab_unk_done = trie.node_array(np.where(is_word, 0.0, self.unk_score), self.unk_score)
 
+    def _build_word_fsa(self):
+        """The partial word of a hypothesis as one automaton state (word mode).
+
+        States are the nodes of the vocabulary trie (or of the hotword trie when there is
+        no vocabulary; just the root when there is neither), plus a last state ``oov``:
+        the partial word left the trie. State 0 is the empty word. Per (state, token):
+        the next state ``CH`` and the score change ``LA`` (look-ahead and hotword bonus
+        replaced by the next state's; for the delimiter, everything completing the word
+        adds except its LM score, and the next state 0). Small automata get dense
+        ``[states, V]`` tables (one gather per frame); large ones step the trie with
+        ``searchsorted`` and score the step with the same floating-point operations, so
+        both give the same scores to the last bit.
+        """
+        V, vocab, hot = self.V, self.vocab, self.hot
+        base = vocab if vocab is not None else hot
+        S0 = base.size if base is not None else 1
+        S = S0 + 1
+        oov = S0
+        children = base.children if base is not None else [{}]
+        # vocabulary-trie node and hotword-trie node of each state (-1: none)
+        vt = np.append(np.arange(S0), -1) if vocab is not None else None
+        ht = None
+        if hot is not None:
+            if base is hot:
+                ht = np.append(np.arange(S0), -1)
+            else:
+                ht = np.full(S, -1, np.int64)
+                ht[0] = 0
+                for n in range(S0):  # parents come before children
+                    h = ht[n]
+                    if h >= 0:
+                        hch = hot.children[h]
+                        for tok, c in children[n].items():
+                            ht[c] = hch.get(tok, -1)
+        lv = self.vocab_look[vt] if vocab is not None else None
+        hb = self.hot_bonus[ht] if hot is not None else None
+        done = np.full(S, self.word_score)
+        if hot is not None:
+            done += self.hot_full[ht]
+            done -= self.hot_bonus[ht]
+        if vocab is not None:
+            done += self.vocab_unk_done[vt]
+            done -= self.vocab_look[vt]
+        done[0] = 0.0  # an empty word completes nothing
+        # A hypothesis holds its state s as s * V, so that s * V + token indexes the tables.
+        self._fsa_oov = oov
+        self._fsa_done = done
+        self._fsa_lv, self._fsa_hb = lv, hb
+        # the completed word's part of the LM cache key (word id + 1; 0: unknown word)
+        self._fsa_wk = (np.where(self.vocab_is_word[vt], self.vocab_word_id[vt], -1) + 1
+                        if self.lm is not None else None)
+        self._fsa_base = base
+        if base is None or S * V <= _DENSE_MAX:
+            ch = np.full((S, V), oov, np.int64)
+            for n, chn in enumerate(children):
+                for tok, c in chn.items():
+                    ch[n, tok] = c
+            ch[:, self.delim_id] = 0
+            la = self._fsa_delta(np.arange(S)[:, None], ch)
+            la[:, self.delim_id] = done
+            self._fsa_ch, self._fsa_la = (ch * V).ravel(), la.ravel()
+        else:
+            self._fsa_ch = self._fsa_la = None
+
+    def _fsa_delta(self, s, c):
+        """Score change of the step from states ``s`` to states ``c`` (not the delimiter)."""
+        out = np.zeros(np.broadcast_shapes(np.shape(s), np.shape(c)))
+        if self._fsa_lv is not None:
+            out += self._fsa_lv[c]
+            out -= self._fsa_lv[s]
+        if self._fsa_hb is not None:
+            out += self._fsa_hb[c]
+            out -= self._fsa_hb[s]
+        return out
+
     def _intern(self, state: tuple) -> int:
         i = self._lm_state_id.get(state)
         if i is None:
@@ -332,16 +430,67 @@ class BeamSearchDecoder:
             self._lm_states.append(state)
         return i
 
-    def _lm_score(self, sid: int, wid: int):
-        """(natural log p, next state id) for LM word id ``wid`` (-1: unknown word)."""
-        key = (sid, wid)
-        hit = self._lm_cache.get(key)
-        if hit is None:
-            if len(self._lm_cache) > 4_000_000:  # bound memory in long-running servers
-                self._lm_cache.clear()
-            lp, ns = self.lm.score_id(self._lm_states[sid], None if wid < 0 else wid)
-            hit = self._lm_cache[key] = (lp, self._intern(ns))
-        return hit
+    def _lm_key(self, key: int):
+        """(natural log p, next LM key base) for ``key = state id * nw1 + word id + 1``
+        (word id -1: unknown word); a hypothesis holds its LM state as ``state id * nw1``."""
+        lp = self._lp_cache.get(key)
+        if lp is None:
+            if len(self._lp_cache) > 4_000_000:  # bound memory in long-running servers
+                self._lp_cache.clear()
+                self._ns_cache.clear()
+            sid, w = divmod(key, self._nw1)
+            lp, ns = self.lm.score_id(self._lm_states[sid], None if w == 0 else w - 1)
+            self._lp_cache[key] = lp
+            self._ns_cache[key] = self._intern(ns) * self._nw1
+        return lp, self._ns_cache[key]
+
+    def _lm_batch(self, keys: np.ndarray):
+        """``_lm_key`` of many keys: (log-probs array, next key bases list)."""
+        kl = keys.tolist()
+        lpc = self._lp_cache
+        try:
+            return np.array([lpc[k] for k in kl]), [self._ns_cache[k] for k in kl]
+        except KeyError:
+            pass
+        for k in kl:
+            if k not in lpc:
+                self._lm_key(k)
+        try:
+            return np.array([lpc[k] for k in kl]), [self._ns_cache[k] for k in kl]
+        except KeyError:  # a clear() ran in between
+            pass
+        res = [self._lm_key(k) for k in kl]
+        return np.array([r[0] for r in res]), [r[1] for r in res]
+
+    def _grid(self, K: int, nc: int) -> tuple:
+        """The candidate grid of ``K`` beams and ``nc`` tokens: candidate ``i < K`` is beam
+        ``i`` staying, candidate ``K + k * nc + j`` is beam ``k`` extended by the ``j``-th
+        token. Returns the beam of each candidate, the same for the extensions only, the
+        token column of each extension, and the work arrays for the candidates' float and
+        int columns with views of their rows (views of one buffer that every frame reuses:
+        a frame reads them only until it has taken its survivors out)."""
+        n = K * (nc + 1)
+        nF, nN = (4, 5) if self._extras else (2, 3)
+        if n > self._cap:  # grow the work arrays (and drop the views of the old ones)
+            self._cap = max(n, 2 * self._cap)
+            self._fbuf = np.empty(nF * self._cap)
+            self._nbuf = np.empty(nN * self._cap, np.int64)
+            self._ix.clear()
+            self._ix_size = 0
+        if self._ix_size > 4_000_000:  # bound memory (index arrays: 24 bytes a candidate)
+            self._ix.clear()
+            self._ix_size = 0
+        ek = np.repeat(np.arange(K), nc)
+        FA = self._fbuf[: nF * n].reshape(nF, n)
+        NA = self._nbuf[: nN * n].reshape(nN, n)
+        fpb, fpnb = FA[_PB], FA[_PNB]
+        g = (np.concatenate((np.arange(K), ek)), ek, np.tile(np.arange(nc), K), FA, NA, fpnb,
+             fpb[:K], fpnb[:K], fpb[K:], fpnb[K:], NA[_LAST, K:], NA.view(np.uint64)[_H, K:], NA[_H, K:])
+        if self._extras:
+            g += (FA[_EXT], FA[_RAW, K:], NA[_LMK, K:], NA[_WS, K:])
+        self._ix[(K, nc)] = g
+        self._ix_size += 3 * n
+        return g
 
     # ------------------------------------------------------------------- API
     def stream(self) -> BeamSearchStream:
@@ -362,40 +511,48 @@ class BeamSearchDecoder:
         return out if batched else out[0]
 
 
-# Columns of the packed integer state (one row per hypothesis).
-_NODE, _LAST, _LMS, _VT, _HT, _WLEN = range(6)
+# Rows of the per-hypothesis state arrays. Floats F: log-prob ending in blank, in the last
+# token (both less the stream's offset, see BeamSearchStream), all non-acoustic score
+# terms (weighted), committed LM log-prob (unweighted). Ints N: prefix hash (uint64 bits),
+# prefix-tree node, last token (-1: empty prefix), LM state (state id * (LM words + 1)),
+# partial-word state (word mode: automaton state * V; token mode: hotword node).
+_PB, _PNB, _EXT, _RAW = range(4)
+_H, _NODE, _LAST, _LMK, _WS = range(5)
 
 
 class BeamSearchStream:
     """Decoding state of one utterance; one-shot decoding is ``feed(all); finish()``.
 
-    Per hypothesis: ``h`` (prefix hash), ``pb``/``pnb`` (log-probs ending in blank /
-    non-blank), ``ext`` (all non-acoustic score terms, weighted), ``raw`` (committed LM
-    log-prob, unweighted) and ``I``, packed ints: node of the last token, last token
-    (-1: empty), LM state id, vocabulary-trie node, hotword-trie node, length of the
-    partial word. Packing keeps the per-frame bookkeeping to a few array operations.
+    The hypotheses are the columns of two arrays, floats ``F`` and ints ``N`` (rows named
+    above; without LM, hotwords or word score only the first two / three rows), so that
+    carrying the survivors of a frame over is one ``take`` per array.
+
+    Each frame's log-probs are used less the frame's largest one, ``r``, and ``off`` sums
+    the ``r`` (the acoustic log-probs of every hypothesis are ``off`` + the stored ones):
+    rankings do not change, and a blank frame, whose largest log-prob is the blank's, then
+    needs no addition for the blank.
     """
 
     def __init__(self, dec: BeamSearchDecoder):
         self.d = dec
         self.t = 0
+        self.off = 0.0
         self.done = False
-        # node store: the prefix tree. Each batch of new nodes appends its parents and
-        # tokens arrays, its frame and its size to lists (no array operation per frame);
-        # _nodes() flattens them when a hypothesis is read out.
-        self._cp: list = []
-        self._ct: list = []
+        # node store: the prefix tree. Each batch of new nodes appends a [2, n] array of
+        # parents and tokens, its frame and its size to lists; _nodes() flattens them
+        # when a hypothesis is read out.
+        self._cb: list = []
         self._cf: list = []
         self._cn: list = []
         self.n_len = 0
         e = np.zeros(0, np.int64)
         self._flat = (e, e, e)
-        self.h = np.array([_ROOT_HASH], np.uint64)
-        self.pb = np.zeros(1)
-        self.pnb = np.full(1, _NEG_INF)
-        self.ext = np.zeros(1)
-        self.raw = np.zeros(1)
-        self.I = np.array([[-1, -1, dec._lm_begin, 0, 0, 0]], np.int64)
+        if dec._extras:
+            self.F = np.array([[0.0], [_NEG_INF], [0.0], [0.0]])
+            self.N = np.array([[int(_ROOT_HASH)], [-1], [-1], [dec._lm_begin], [0]], np.int64)
+        else:
+            self.F = np.array([[0.0], [_NEG_INF]])
+            self.N = np.array([[int(_ROOT_HASH)], [-1], [-1]], np.int64)
 
     # ----------------------------------------------------------------- public
     def feed(self, chunk) -> None:
@@ -420,23 +577,24 @@ class BeamSearchStream:
         return out
 
     # --------------------------------------------------------------- internals
-    def _new_nodes(self, parents, toks, frame) -> np.ndarray:
-        n = parents.shape[0]
+    def _new_nodes(self, pt: np.ndarray, frame: int) -> np.ndarray:
+        """Add nodes (``pt``: [2, n], parents and tokens) made at ``frame``; their ids."""
+        n = pt.shape[1]
         s = self.n_len
-        self._cp.append(parents)
-        self._ct.append(toks)
+        self._cb.append(pt)
         self._cf.append(frame)
         self._cn.append(n)
         self.n_len = s + n
-        return self.d._arange[:n] + s
+        return self.d._ids[:n] + s
 
     def _nodes(self):
         """Flat (parent, token, frame) arrays of every node created so far."""
         if self._cn:
             p, t, f = self._flat
-            self._flat = (np.concatenate([p] + self._cp), np.concatenate([t] + self._ct),
+            blk = np.concatenate(self._cb, axis=1)
+            self._flat = (np.concatenate((p, blk[0])), np.concatenate((t, blk[1])),
                           np.concatenate([f, np.repeat(np.array(self._cf, np.int64), self._cn)]))
-            self._cp, self._ct, self._cf, self._cn = [], [], [], []
+            self._cb, self._cf, self._cn = [], [], []
         return self._flat
 
     def _advance(self, x: np.ndarray) -> None:
@@ -445,250 +603,251 @@ class BeamSearchStream:
             return
         d = self.d
         blank = d.blank
-        # log-probs with a trailing -inf column, so lp[last] with last == -1 is -inf
+        xmax = x.max(axis=1, keepdims=True)
+        r = np.where(xmax > -np.inf, xmax, 0.0)  # (a frame with nothing possible: 0)
+        # log-probs less the frame's largest, with a trailing -inf column (lp[-1] = -inf)
         lpx = np.empty((T, V + 1))
-        lpx[:, :V] = x
+        np.subtract(x, r, out=lpx[:, :V])
         lpx[:, V] = _NEG_INF
         # Which tokens may start a new prefix in each frame (see module docstring).
         if d.token_min_logp is None:
             m = np.ones((T, V), bool)
         else:
             m = x >= d.token_min_logp
-            m |= x >= x.max(axis=1, keepdims=True)
+            m |= x >= xmax
         m[:, blank] = False
         if d.blank_skip_logp is not None:
             m[x[:, blank] >= d.blank_skip_logp] = False
         rows, cols = np.nonzero(m)
         bounds = np.searchsorted(rows, np.arange(T + 1)).tolist()
-        lpb_all = x[:, blank].tolist()
+        lpb_all = lpx[:, blank].tolist()
+        r_all = r[:, 0].tolist()
+        # column of the word delimiter among each frame's candidates (-1: not one)
+        if d._fsa:
+            q = d.delim_id
+            qcol = np.where(m[:, q], np.count_nonzero(m[:, :q], axis=1), -1).tolist()
+        else:
+            qcol = None
+        full = self._full_frame
+        F, N = self.F, self.N
+        pb, pnb, last = F[_PB], F[_PNB], N[_LAST]
+        off, t = self.off, self.t
+        logaddexp = np.logaddexp
         for i in range(T):
             lo, hi = bounds[i], bounds[i + 1]
-            lp = lpx[i]
+            off += r_all[i]
             if lo == hi:
-                # Blank frame: no new prefix, only the exact stay update.
-                pnb = self.pnb
-                ptot = np.logaddexp(self.pb, pnb)
-                ptot += lpb_all[i]
-                self.pb = ptot
-                self.pnb = pnb + lp[self.I[:, _LAST]]
+                # Blank frame: no new prefix, only the exact stay update (the blank is
+                # the frame's largest log-prob, so its relative log-prob is 0).
+                logaddexp(pb, pnb, out=pb)
+                if lpb_all[i] != 0.0:
+                    pb += lpb_all[i]
+                pnb += lpx[i][last]
             else:
-                self._full_frame(lp, cols[lo:hi], lpb_all[i])
-            self.t += 1
+                self.t = t
+                full(lpx[i], cols[lo:hi], lpb_all[i], r_all[i], qcol[i] if qcol is not None else -1)
+                F, N = self.F, self.N
+                pb, pnb, last = F[_PB], F[_PNB], N[_LAST]
+            t += 1
+        self.off, self.t = off, t
 
-    def _full_frame(self, lp: np.ndarray, C: np.ndarray, lpb: float) -> None:
+    def _full_frame(self, lp: np.ndarray, C: np.ndarray, lpb: float, r: float, q: int) -> None:
+        """One frame in which the tokens ``C`` may start new prefixes (``lp``, ``lpb``:
+        log-probs less ``r``, the frame's largest; ``q``: the column of the word delimiter
+        in ``C``, or -1).
+
+        Every candidate (a beam staying, or a beam extended by a token of ``C``; see
+        ``_grid``) starts as a copy of its beam's columns, and the extensions'
+        entries are then rewritten in place, so survivors are picked with one ``take``."""
         d = self.d
-        pb, pnb, ext, h, I = self.pb, self.pnb, self.ext, self.h, self.I
-        last = I[:, _LAST]
-        K, nc = pb.shape[0], C.shape[0]
-        ptot = np.logaddexp(pb, pnb)
-        spb = ptot + lpb
-        spnb = pnb + lp[last]
-        # Extensions of every beam by every candidate token, [K, nc].
-        cam = np.where(last[:, None] == C, pb[:, None], ptot[:, None])
-        cam += lp[C]
+        F, N = self.F, self.N
+        K, nc = F.shape[1], C.shape[0]
+        g = d._ix.get((K, nc)) or d._grid(K, nc)
+        pk, ek, ej, FA, NA, fpnb, spb, spnb, xpb, cam, xlast, xh, xhi = g[:13]
+        F.take(pk, 1, FA, "clip")
+        N.take(pk, 1, NA, "clip")
+        ct = C[ej]
+        add = np.add
+        # stays: pb' = logaddexp(pb, pnb) + lp[blank], pnb' = pnb + lp[last]
+        ptot = np.logaddexp(F[_PB], F[_PNB])
+        add(ptot, lpb, spb)
+        spnb += lp[N[_LAST]]
+        # extensions: pb' = -inf, pnb' = (pb if the token repeats the last one, else
+        # logaddexp(pb, pnb)) + lp[token]
+        base = ptot[ek]
+        np.putmask(base, xlast == ct, xpb)
+        add(base, lp[ct], cam)
+        xpb.fill(_NEG_INF)
+        xlast[:] = ct
         # prefix hash of each extension: multiply-xorshift of hash(parent) + R[token]
-        ch = h[:, None] + d._R[C]
-        ch *= _M1
-        ch ^= ch >> _S31
-        camf = cam.ravel()
-        chf = ch.ravel()
+        xh += d._R[ct]
+        xh *= _M1
+        xh ^= xh >> _S31
         # Merge extensions that land on a prefix already in the beam (at most one
         # extension can hit each beam: its parent and last token are fixed).
-        order = np.argsort(h)
+        h = N[_H]
+        order = h.argsort()
         hs = h[order]
-        pos = hs.searchsorted(chf)
-        np.minimum(pos, K - 1, out=pos)
-        hit = hs[pos] == chf
-        node = I[:, _NODE]
-        ni = None
-        if hit.any():
+        pos = hs.searchsorted(xhi)
+        hit = hs.take(pos, None, None, "clip") == xhi  # (pos == K: above all, no hit)
+        if np.count_nonzero(hit):
             mi = hit.nonzero()[0]
             j = order[pos[mi]]
-            camh = camf[mi]
+            camh = cam[mi]
             # a re-point when this extension brings more than the prefix had in all
-            # before this frame (it was created early by a stray low-probability frame)
-            better = camh > ptot[j]
+            # before this frame (it was created early by a stray low-probability frame);
+            # ptot is relative to the offset before this frame, camh after it
+            better = camh + r > ptot[j]
             spnb[j] = np.logaddexp(spnb[j], camh)
-            if better.any():
+            cam[mi] = _NEG_INF  # no longer a candidate of its own
+            if np.count_nonzero(better):
                 # the token's main entry is now at this frame: re-point the beam to a
-                # node with this frame (the old node stays for other descendants)
-                mb = mi[better]
-                I = I.copy()
-                I[j[better], _NODE] = self._new_nodes(node[mb // nc], C[mb % nc], self.t)
-                node = I[:, _NODE]
-            ni = (~hit).nonzero()[0]
-        stay_score = np.logaddexp(spb, spnb)
-        stay_score += ext
-        cs = cam + ext[:, None]
+                # node with this frame (the old node stays, also as the parent of this
+                # frame's extensions of the beam)
+                mb = mi[better] + K
+                NA[_NODE, j[better]] = self._new_nodes(NA[_NODE:_LAST + 1, mb], self.t)
+        # scores: stays logaddexp(pb', pnb'), extensions pnb' (+ the non-acoustic terms)
+        sc = fpnb.copy()
+        s0 = sc[:K]
+        np.logaddexp(spb, s0, s0)
         if d._extras:
-            # extensions that cannot reach the pruning threshold even before their
-            # (never positive) LM score need no LM look-up
-            floor = stay_score.max() + d.prune_logp if d.prune_logp is not None else -np.inf
-            g = self._grid_terms(C, K, nc, cs, floor)
-            dextf = g[0].ravel()
-            cs += g[0]
-        csf = cs.ravel()
-        if ni is not None:
-            csf = csf[ni]
-        allscore = np.concatenate((stay_score, csf))
-        best = allscore.max()
-        if not best > -np.inf:
+            fext, xraw, xlmk, xws = g[13:]
+            sc += fext
+            if d._fsa:
+                dext = self._word_steps(xraw, xlmk, xws, N[_WS], ct, K, nc, q, sc)
+            else:
+                dext = self._token_steps(xraw, xlmk, xws, ct)
+            sc[K:] += dext
+            fext[K:] += dext
+        best = sc[sc.argmax()]
+        if not best > _NEG_INF:
             sel = np.arange(1)  # nothing is possible any more; keep one hypothesis
         else:
-            thr = best + d.prune_logp if d.prune_logp is not None else -np.inf
-            sel = ((allscore >= thr) if thr > -np.inf else (allscore > -np.inf)).nonzero()[0]
+            if d.prune_logp is not None:
+                sel = (sc >= best + d.prune_logp).nonzero()[0]
+            else:
+                sel = (sc > _NEG_INF).nonzero()[0]
             B = d.beam_size
             if sel.shape[0] > B:
-                sel = sel[np.argpartition(allscore[sel], -B)[-B:]]
-        sel.sort()
+                sel = sel[sc[sel].argpartition(-B)[-B:]]
+                sel.sort()
+        F = self.F = FA.take(sel, 1)
+        N = self.N = NA.take(sel, 1)  # (fresh arrays: FA and NA are reused)
         split = int(sel.searchsorted(K))
-        s_sel = sel[:split]
-        c_sel = sel[split:] - K
-        if ni is not None:
-            c_sel = ni[c_sel]
-        kk = c_sel // nc
-        cc = c_sel % nc
-        ntok = C[cc]
-        In = I[kk]
-        In[:, _NODE] = self._new_nodes(node[kk], ntok, self.t)
-        In[:, _LAST] = ntok
-        cat = np.concatenate
-        self.h = cat((h[s_sel], chf[c_sel]))
-        self.pb = cat((spb[s_sel], d._ninf[: c_sel.shape[0]]))
-        self.pnb = cat((spnb[s_sel], camf[c_sel]))
-        if d._extras:
-            self.ext = cat((ext[s_sel], ext[kk] + dextf[c_sel]))
-            raw = self._new_rows(g, In, kk, cc, c_sel, nc)
-            self.raw = cat((self.raw[s_sel], raw))
-        else:
-            self.ext = cat((ext[s_sel], ext[kk]))
-        self.I = cat((I[s_sel], In))
+        n = sel.shape[0] - split
+        if n:
+            # new prefixes: their node column holds the parent's node until here
+            s = self.n_len
+            self._cb.append(N[_NODE:_LAST + 1, split:].copy())
+            self._cf.append(self.t)
+            self._cn.append(n)
+            self.n_len = s + n
+            add(d._ids[:n], s, N[_NODE, split:])
 
-    def _grid_terms(self, C, K, nc, cs, floor):
-        """Score change of every extension (beam k, token C[j]) and what is needed to
-        build the new hypotheses' state: ``(dext, vt_grid, ht_grid, completion, lm)``.
-
-        ``cs``: the extensions' scores so far; ``floor``: a score below which an
-        extension is certainly pruned (its LM look-up is skipped, its score set -inf)."""
+    def _word_steps(self, xraw, xlmk, xs, ws, ct, K, nc, q, sc):
+        """Word mode: score change of every extension and its next automaton state
+        (written to ``xs``) and, for the delimiter, the completed word's LM score and
+        state (``xraw``, ``xlmk``: the extensions' raw LM and LM state; ``ws``: the
+        beams' automaton states)."""
         d = self.d
-        I = self.I
-        dext = np.zeros((K, nc))
-        gvt = ght = comp = glm = None
-        if d.word_delimiter is not None:
-            if d.vocab is not None:
-                vt = I[:, _VT]
-                gvt = d.vocab.step(vt[:, None], C)
-                dext += d.vocab_look[gvt]
-                dext -= d.vocab_look[vt][:, None]
-            if d.hot is not None:
-                ht = I[:, _HT]
-                ght = d.hot.step(ht[:, None], C)
-                dext += d.hot_bonus[ght]
-                dext -= d.hot_bonus[ht][:, None]
-            q = (C == d.delim_id).nonzero()[0]
-            if q.size:
-                q = int(q[0])
-                comp = (q,) + self._complete_words(cs[:, q] - d.vocab_look[I[:, _VT]] + d._max_word_gain
-                                                   if d.vocab is not None else None, floor)
-                dext[:, q] = comp[1]
-            return dext, gvt, ght, comp, None
-        # Token mode: every token is an LM word.
+        if d._fsa_la is not None:
+            fi = xs + ct
+            dext = d._fsa_la[fi]
+            d._fsa_ch.take(fi, None, xs, "clip")
+        else:
+            V = d.V
+            s = xs // V
+            ch = d._fsa_base.step(s, ct)
+            ch[ch < 0] = d._fsa_oov
+            dext = d._fsa_delta(s, ch)
+            if q >= 0:
+                ch[q::nc] = 0
+                dext[q::nc] = d._fsa_done[s[q::nc]]
+            np.multiply(ch, V, out=xs)
+        if q < 0 or d.lm is None:
+            return dext
+        # The delimiter completes each beam's partial word: add its LM score (cached per
+        # LM state and word). An extension that is pruned even with the best LM score
+        # (0) skips the look-up: it keeps a score below the pruning threshold.
+        dq = dext[q::nc]
+        if d.prune_logp is not None and d.lm_weight >= 0:
+            s0 = sc[:K]
+            floor = s0[s0.argmax()] + d.prune_logp
+            need = sc[K + q::nc] + dq >= floor
+            need &= ws != 0
+            ks = need.nonzero()[0]
+        else:
+            ks = (ws != 0).nonzero()[0]
+        if ks.size:
+            lmk = xlmk[q::nc]
+            lps, nss = d._lm_batch(lmk[ks] + d._fsa_wk[ws[ks] // d.V])
+            dq[ks] += d.lm_weight * lps
+            lmk[ks] = nss
+            xraw[q::nc][ks] += lps
+        return dext
+
+    def _token_steps(self, xraw, xlmk, xht, ct):
+        """Token mode (every token is a word): score change of every extension, and its
+        raw LM, LM state and hotword node (written to ``xraw``, ``xlmk``, ``xht``)."""
+        d = self.d
+        dext = np.zeros(ct.shape[0])
         if d.word_score != 0.0:
             dext += d.word_score
         if d.lm is not None:
-            score = d._lm_score
-            wids = d._tok_wid[C].tolist()  # token id -> LM word id (-1: unknown)
-            res = [score(s, w) for s in I[:, _LMS].tolist() for w in wids]
-            glp = np.array([r[0] for r in res]).reshape(K, nc)
-            glm = (glp, np.array([r[1] for r in res], np.int64))
+            glp, nss = d._lm_batch(xlmk + d._tok_wk[ct])
             dext += d.lm_weight * glp
             if d.unk_score != 0.0:
-                dext += d._tok_unk[C]
+                dext += d._tok_unk[ct]
+            xraw += glp
+            xlmk[:] = nss
         if d.hot is not None:
-            ht = I[:, _HT]
-            ght = d.hot.step(ht[:, None], C)
-            restart = d.hot.step(np.zeros_like(ght), np.broadcast_to(C, ght.shape))
+            ght = d.hot.step(xht, ct)
+            restart = d.hot.step(np.zeros_like(ght), ct)
             ght = np.where(ght < 0, restart, ght)
             dext += d.hot_bonus[ght]
-            dext -= d.hot_prov[ht][:, None]
-        return dext, gvt, ght, None, glm
+            dext -= d.hot_prov[xht]
+            xht[:] = ght
+        return dext
 
-    def _new_rows(self, g, In, kk, cc, c_sel, nc):
-        """Fill the LM/trie columns of new hypotheses ``In`` in place; return their raw LM."""
-        _, gvt, ght, comp, glm = g
-        raw = self.raw[kk]
-        if gvt is not None:
-            In[:, _VT] = gvt.ravel()[c_sel]
-        if ght is not None:
-            In[:, _HT] = ght.ravel()[c_sel]
-        if glm is not None:
-            raw += glm[0].ravel()[c_sel]
-            In[:, _LMS] = glm[1][c_sel]
-        if self.d.word_delimiter is not None:
-            In[:, _WLEN] += 1
-            if comp is not None:
-                r = np.flatnonzero(cc == comp[0])
-                if r.size:
-                    kd = kk[r]
-                    In[r, _LMS] = comp[2][kd]
-                    In[r, _VT:] = 0  # vocab node, hotword node, word length: a fresh word
-                    raw[r] = comp[3][kd]
-        return raw
-
-    def _complete_words(self, bound=None, floor=-np.inf):
+    def _complete_words(self):
         """Per beam: score change, LM state and raw LM total after the partial word
-        completes. Beams whose partial word is empty are unchanged. Where ``bound`` (an
-        upper bound of the completed score before the LM term) is below ``floor`` the
-        LM is not consulted and the change is -inf (that extension would be pruned)."""
+        completes (word mode). Beams whose partial word is empty are unchanged."""
         d = self.d
-        I = self.I
-        has = I[:, _WLEN] > 0
-        delta = np.zeros(has.shape[0])
-        n_lms, n_raw = I[:, _LMS].copy(), self.raw.copy()
-        if bound is not None and floor > -np.inf and d.lm_weight >= 0:
-            skip = has & (bound < floor)
-            delta[skip] = _NEG_INF
-            has &= ~skip
-        ks = has.nonzero()[0]
-        if not ks.size:
-            return delta, n_lms, n_raw
-        dk = np.full(ks.shape[0], d.word_score)
-        vt, ht = I[ks, _VT], I[ks, _HT]
-        if d.hot is not None:
-            # keep the bonus of a finished hotword, withdraw a half-spelt one
-            dk += d.hot_full[ht]
-            dk -= d.hot_bonus[ht]
-        if d.vocab is not None:
-            # withdraw the look-ahead (or an already charged unk_score), then charge
-            # unk_score for a word that is not in the vocabulary
-            dk += d.vocab_unk_done[vt]
-            dk -= d.vocab_look[vt]
+        F, N = self.F, self.N
+        ws = N[_WS]
+        delta = np.zeros(ws.shape[0])
+        n_lmk, n_raw = N[_LMK].copy(), F[_RAW].copy()
+        ks = (ws != 0).nonzero()[0]
+        if ks.size:
+            s = ws[ks] // d.V
+            dk = d._fsa_done[s]
             if d.lm is not None:
-                wids = np.where(d.vocab_is_word[vt], d.vocab_word_id[vt], -1)
-                score = d._lm_score
-                res = [score(s, w) for s, w in zip(n_lms[ks].tolist(), wids.tolist())]
-                lps = np.array([r[0] for r in res])
-                dk += d.lm_weight * lps
-                n_lms[ks] = [r[1] for r in res]
+                lps, nss = d._lm_batch(n_lmk[ks] + d._fsa_wk[s])
+                dk = dk + d.lm_weight * lps
+                n_lmk[ks] = nss
                 n_raw[ks] += lps
-        delta[ks] = dk
-        return delta, n_lms, n_raw
+            delta[ks] = dk
+        return delta, n_lmk, n_raw
 
     def _final(self, n_best: int) -> list[Hypothesis]:
         d = self.d
-        am = np.logaddexp(self.pb, self.pnb)
-        score = am + self.ext
-        # without extras only the acoustic arrays are kept in step with the beam
-        raw = self.raw.copy() if d._extras else np.zeros_like(am)
-        lms = self.I[:, _LMS]
-        if d.word_delimiter is not None:
-            if d._extras:
-                delta, lms, raw = self._complete_words()
-                score = score + delta
-        elif d.hot is not None:
-            score = score - d.hot_prov[self.I[:, _HT]]
+        F, N = self.F, self.N
+        am = np.logaddexp(F[_PB], F[_PNB])
+        am += self.off
+        if d._extras:
+            score = am + F[_EXT]
+            raw = F[_RAW].copy()
+            lmk = N[_LMK]
+        else:
+            # without extras only the acoustic rows are kept
+            score, raw, lmk = am, np.zeros_like(am), None
+        if d._fsa:
+            delta, lmk, raw = self._complete_words()
+            score = score + delta
+        elif d._extras and d.hot is not None:
+            score = score - d.hot_prov[N[_WS]]
         if d.lm is not None and d.lm_eos and d.lm.eos_id is not None:
-            eos = np.array([d._lm_score(s, d.lm.eos_id)[0] for s in lms.tolist()])
+            eos, _ = d._lm_batch(lmk + (d.lm.eos_id + 1))
             score = score + d.lm_weight * eos
             raw = raw + eos
         order = np.argsort(-score, kind="stable")[:n_best]
@@ -696,7 +855,7 @@ class BeamSearchStream:
         out = []
         for k in order.tolist():
             toks, frames = [], []
-            n = int(self.I[k, _NODE])
+            n = int(N[_NODE, k])
             while n >= 0:
                 toks.append(n_tok[n])
                 frames.append(n_frame[n])
