@@ -45,14 +45,7 @@ def cmd_train(a):
 def cmd_transcribe(a):
     from .transcribe import Transcriber
 
-    opts = {}
-    if a.decoder == "beam":
-        opts = {"beam_size": a.beam_size}
-        if a.lm:
-            from .decoding import NGramLM
-
-            opts["lm"] = NGramLM.from_arpa(a.lm)
-    asr = Transcriber.load(a.model, device=a.device, decoder=a.decoder, **opts)
+    asr = Transcriber.load(a.model, device=a.device, decoder=a.decoder, **_beam_options(a))
     t0 = time.time()
     results = asr.transcribe_files(a.files, batch_size=a.batch_size, progress=sys.stderr.isatty())
     failed = 0
@@ -74,10 +67,26 @@ def cmd_transcribe(a):
     return 1 if failed else 0
 
 
+def _beam_options(a):
+    if a.decoder != "beam":
+        return {}
+    return {"beam_size": a.beam_size, "lm": a.lm, "lm_weight": a.lm_weight, "word_score": a.word_score}
+
+
+def _add_decoder_args(s):
+    s.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
+    s.add_argument("--beam-size", type=int, default=32, help="beam search: hypotheses kept per frame")
+    s.add_argument("--lm", default="default", help="beam search: ARPA file, 'none', or 'default' (the model "
+                   "directory's lm.arpa when it has one)")
+    s.add_argument("--lm-weight", type=float, default=0.5, help="beam search: weight of the LM log-probability")
+    s.add_argument("--word-score", type=float, default=1.0, help="beam search: bonus per word")
+
+
 def cmd_evaluate(a):
     from .train import evaluate
 
-    r = evaluate(a.model, a.data, device=a.device, decoder=a.decoder, progress=sys.stderr.isatty())
+    r = evaluate(a.model, a.data, device=a.device, decoder=a.decoder, progress=sys.stderr.isatty(),
+                 **_beam_options(a))
     if a.details:
         for uid, ref, hyp in zip(r["ids"], r["refs"], r["hyps"]):
             if ref != hyp:
@@ -87,6 +96,21 @@ def cmd_evaluate(a):
     print(f"utterances {r['utterances']}, failed to read {len(r['failed'])}")
     for uid, msg in r["failed"][:10]:
         print(f"ctcasr: error: {uid}: {msg}", file=sys.stderr)
+    return 0
+
+
+def cmd_synth(a):
+    from . import synth
+
+    return synth.run(a)
+
+
+def cmd_lm_build(a):
+    from .decoding.lm import build_lm_cli
+
+    lm = build_lm_cli(a.text, a.order, a.output, token_level=a.token_level, lowercase=a.lowercase)
+    counts = ", ".join(f"{n} {k}-grams" for k, n in enumerate(lm.counts(), start=1))
+    print(f"wrote {a.output} ({counts})")
     return 0
 
 
@@ -123,9 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, mp3, ...)")
     s.add_argument("--model", default=None, help="model directory or shipped model name (default: digits)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    s.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
-    s.add_argument("--beam-size", type=int, default=32)
-    s.add_argument("--lm", help="ARPA language model for --decoder beam")
+    _add_decoder_args(s)
     s.add_argument("--batch-size", type=int, default=8)
     s.set_defaults(func=cmd_transcribe)
 
@@ -135,9 +157,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None, help="model directory or shipped model name")
     s.add_argument("--data", required=True, help="manifest (JSON lines) or Kaldi data dir")
     s.add_argument("--device", default="auto")
-    s.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
+    _add_decoder_args(s)
     s.add_argument("--details", action="store_true", help="print REF/HYP for every utterance with errors")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("synth", help="synthesize a speech corpus with Debian TTS voices",
+                       description="Synthesize texts (one per line) with espeak-ng, flite and festival voices, "
+                       "with rate/pitch variation and augmentation, into wavs and a JSON-lines manifest.")
+    from . import synth
+
+    synth.add_arguments(s)
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("lm", help="n-gram language models", description="n-gram language model tools.")
+    lsub = s.add_subparsers(dest="lm_command", metavar="LM_COMMAND")
+    lsub.required = True
+    b = lsub.add_parser("build", help="estimate an ARPA n-gram LM from text",
+                        description="Estimate an interpolated modified Kneser-Ney n-gram LM from text "
+                        "(one sentence a line) and write it as ARPA (loads in KenLM too).")
+    b.add_argument("text", help="UTF-8 text, one sentence per line")
+    b.add_argument("--order", type=int, default=3)
+    b.add_argument("-o", "--output", required=True, help="ARPA file to write")
+    b.add_argument("--token-level", action="store_true",
+                   help="every non-space character is a word (for models with word_delimiter: null, e.g. Chinese)")
+    b.add_argument("--lowercase", action="store_true", help="lower-case the text first")
+    b.set_defaults(func=cmd_lm_build)
     return p
 
 

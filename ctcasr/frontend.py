@@ -35,6 +35,8 @@ class FrontEnd(nn.Module):
         n_fft: int | None = None,
         specaug: dict | None = None,
         gain_norm: bool = True,
+        vtlp: tuple | list | None = None,
+        utterance_cmn: bool = False,
     ):
         super().__init__()
         import torchaudio
@@ -64,8 +66,15 @@ class FrontEnd(nn.Module):
         self.register_buffer("cmvn_mean", torch.zeros(n_mels))
         self.register_buffer("cmvn_istd", torch.ones(n_mels))
         sa = {"freq_masks": 2, "freq_width": 15, "time_masks_per_s": 0.5, "time_width": 10, "max_time_ratio": 0.15}
+        unknown = set(specaug or {}) - set(sa)
+        if unknown:
+            from .errors import ConfigError
+
+            raise ConfigError(f"frontend.specaug: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sa)})")
         sa.update(specaug or {})
         self.specaug = sa
+        self.vtlp = tuple(float(v) for v in vtlp) if vtlp else None
+        self.utterance_cmn = bool(utterance_cmn)
 
     # -------------------------------------------------------------------------- lengths
     def num_frames(self, num_samples):
@@ -101,9 +110,19 @@ class FrontEnd(nn.Module):
             gain = 0.1 / power.sqrt().clamp(min=1e-3)
             x = x * gain[:, None]
         with torch.autocast(device_type=x.device.type, enabled=False):
-            mel = self.mel(x)  # [B, n_mels, T]
+            spec = self.mel.spectrogram(x)  # [B, n_freq, T]
+            if self.training and self.vtlp:
+                spec = self._warp(spec)
+            mel = self.mel.mel_scale(spec)  # [B, n_mels, T]
         feats = torch.log(mel + 1e-4).transpose(1, 2)
         frame_lengths = self.num_frames(lengths)
+        if self.utterance_cmn:
+            # Per-utterance cepstral mean normalisation: subtracting each utterance's mean
+            # log-mel spectrum removes a fixed channel/voice colouring (microphone, telephone
+            # line, a synthesizer's spectral tilt), which global CMVN cannot.
+            valid = (torch.arange(feats.shape[1], device=feats.device)[None, :] < frame_lengths[:, None])[..., None]
+            mean = (feats * valid).sum(1, keepdim=True) / frame_lengths.clamp(min=1)[:, None, None]
+            feats = feats - mean
         return feats, frame_lengths
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
@@ -115,6 +134,24 @@ class FrontEnd(nn.Module):
         if self.training:
             feats = self._spec_augment(feats, flen)
         return self._stack(feats, flen)
+
+    def _warp(self, spec):
+        """Vocal tract length perturbation (Jaitly & Hinton 2013), training only: stretch each
+        utterance's frequency axis by a random factor so formants move as they do between
+        speakers (a factor of ~1.15 takes an adult male's formants towards a female's). TTS
+        corpora have few real speakers; this is the cheapest way to hear more of them."""
+        B, F, T = spec.shape
+        lo, hi = self.vtlp
+        alpha = torch.empty(B, 1, device=spec.device).uniform_(lo, hi)
+        # Output bin f reads input bin f / alpha (linear interpolation; above Nyquist -> 0).
+        src = torch.arange(F, device=spec.device, dtype=spec.dtype)[None, :] / alpha
+        i0 = src.floor().long().clamp(max=F - 1)
+        i1 = (i0 + 1).clamp(max=F - 1)
+        w = (src - i0).clamp(0, 1)[..., None]
+        g0 = spec.gather(1, i0[..., None].expand(B, F, T))
+        g1 = spec.gather(1, i1[..., None].expand(B, F, T))
+        out = g0 * (1 - w) + g1 * w
+        return out * (src < F - 1)[..., None]
 
     def _stack(self, feats, flen):
         k = self.stack

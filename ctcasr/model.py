@@ -34,6 +34,8 @@ DEFAULT_CONFIG = {
         "stack": 3,
         "gain_norm": True,
         "specaug": {},
+        "utterance_cmn": False,  # subtract each utterance's mean log-mel (channel normalisation)
+        "vtlp": None,  # e.g. [0.85, 1.2]: frequency-warp factors drawn per utterance in training
     },
     # kind: blstm (default) | lstm | rnn (Elman, tanh) | dnn (frame-wise MLP over a window)
     "encoder": {"kind": "blstm", "hidden": 320, "layers": 4, "dropout": 0.2, "context": 5},

@@ -394,7 +394,8 @@ def _progress(it, enabled, desc):
 
 
 # ------------------------------------------------------------------------- evaluation
-def evaluate(model_dir, manifest, device="auto", batch_size: int = 16, decoder: str = "greedy", progress=False):
+def evaluate(model_dir, manifest, device="auto", batch_size: int = 16, decoder: str = "greedy", progress=False,
+             **decoder_options):
     """WER/CER of a model on a manifest, decoding every utterance the way ``transcribe`` does.
 
     Unlike validation during training nothing is filtered out: a reference with characters
@@ -404,7 +405,7 @@ def evaluate(model_dir, manifest, device="auto", batch_size: int = 16, decoder: 
     """
     from .transcribe import Transcriber
 
-    asr = Transcriber.load(model_dir, device=device, decoder=decoder)
+    asr = Transcriber.load(model_dir, device=device, decoder=decoder, **decoder_options)
     utts = read_manifest(manifest)
     if not utts:
         raise DataError(f"{manifest}: no utterances")

@@ -62,9 +62,17 @@ class Transcriber:
             raise CTCASRError(f"unknown decoder {decoder!r}; use greedy or beam")
 
     @classmethod
-    def load(cls, model=None, device: str = "auto", decoder: str = "greedy", **decoder_options) -> "Transcriber":
+    def load(cls, model=None, device: str = "auto", decoder: str = "greedy", lm="default",
+             **decoder_options) -> "Transcriber":
+        """``model``: a model directory or shipped model name. ``lm`` (beam decoder only):
+        ``"default"`` uses the model directory's ``lm.arpa`` when it has one, ``None`` or
+        ``"none"`` decodes without LM, a path loads that ARPA file, an NGramLM is used as is."""
+        from .model import resolve_model_dir
+
         dev = pick_device(device)
         m, tok = load_model_dir(model, dev)
+        if decoder == "beam":
+            decoder_options["lm"] = _resolve_lm(lm, resolve_model_dir(model))
         return cls(m, tok, dev, decoder=decoder, **decoder_options)
 
     # ------------------------------------------------------------------ public API
@@ -155,3 +163,16 @@ class Transcriber:
             words.append(Word(text, round(start * fs, 3), round(min(end * fs, duration_s), 3), round(conf, 4)))
         return Transcript(hyp.text, words, round(duration_s, 3), tuple(hyp.tokens),
                           float(hyp.score) if math.isfinite(hyp.score) else float("-inf"))
+
+
+def _resolve_lm(lm, model_dir):
+    from .decoding import NGramLM
+
+    if lm is None or (isinstance(lm, str) and lm.lower() == "none"):
+        return None
+    if isinstance(lm, str) and lm == "default":
+        p = model_dir / "lm.arpa"
+        return NGramLM.from_arpa(p) if p.is_file() else None
+    if isinstance(lm, NGramLM):
+        return lm
+    return NGramLM.from_arpa(lm)

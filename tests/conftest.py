@@ -6,3 +6,5 @@ import os
 os.environ.setdefault("CTCASR_REQUIRE_TTS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+
+from synth_fixtures import espeak_voices, make_corpus, synth_digits_corpus  # noqa: E402,F401  (fixtures)

@@ -186,3 +186,25 @@ def test_all_frames_finite_on_silence():
     lp, _ = m(torch.zeros(1, 16000), torch.tensor([16000]))
     assert torch.isfinite(lp).all()
     assert np.isfinite(lp.detach().numpy()).all()
+
+
+def test_vtlp_warps_only_in_training_and_keeps_shapes():
+    fe = FrontEnd(vtlp=[0.8, 1.2], specaug={"freq_masks": 0, "time_masks_per_s": 0})
+    t = torch.arange(16000) / 16000
+    x = (0.1 * torch.sin(2 * torch.pi * 1000 * t))[None]
+    lens = torch.tensor([16000])
+    fe.eval()
+    a, _ = fe(x, lens)
+    fe.train()
+    torch.manual_seed(1)
+    b, _ = fe(x, lens)
+    assert a.shape == b.shape
+    # The 1 kHz tone's energy moves to another mel band under the warp.
+    assert a[0, 5].reshape(3, 80).mean(0).argmax() != b[0, 5].reshape(3, 80).mean(0).argmax()
+
+
+def test_unknown_specaug_key_is_an_error():
+    from ctcasr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="freq_mask"):
+        FrontEnd(specaug={"freq_mask": 2})

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Spoken digits, end to end: synthesize -> tokens/CMVN -> train BiLSTM-CTC -> decode/score.
+#
+#   bash recipes/digits/run.sh                      # all stages
+#   bash recipes/digits/run.sh --stage 2 --stop-stage 3
+#   bash recipes/digits/run.sh --stage 4 --ship true   # copy the model to data/models/digits
+#
+# Stages
+#   0  texts (1-7 digits, "zero".."nine", "oh") and speech from Debian TTS voices.
+#      Test speakers are never heard in training: KED (festival diphone), AWB (flite) and
+#      twelve espeak-ng variants (under every accent); dev uses six other held-out espeak
+#      variants. Part of every split has noise/reverberation/telephone effects.
+#   1  tokens.txt and global CMVN statistics (ctcasr prepare)
+#   2  training (ctcasr train; conf/blstm.yaml)
+#   3  word 2-gram LM from the training texts; test WER/CER with S/D/I, greedy and
+#      beam search + LM (ctcasr evaluate)
+#   4  with --ship true: copy the model (with its LM) into <repo>/data/models/digits and
+#      regenerate data/samples
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=3
+ship=false
+jobs=2
+config=conf/blstm.yaml
+n_train=4200
+n_dev=300
+n_test=600
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --ship) ship=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
+    --n-train) n_train=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+data=data
+exp=exp/blstm
+SECONDS=0
+
+# Speakers held out of training (see ctcasr.synth.Voice.speaker: the espeak timbre is the
+# variant, so a held-out variant is held out under every accent).
+test_espeak_variants="f3 m5 klatt4 Annie Gene belinda john steph2 iven3 Mike robert aunty"
+dev_espeak_variants="f4 m2 klatt2 Alex linda quincy"
+test_natural="festival:ked_diphone flite:awb"
+test_voices="$test_natural"
+for v in $test_espeak_variants; do test_voices="$test_voices espeak:*+$v"; done
+dev_voices=""
+for v in $dev_espeak_variants; do dev_voices="$dev_voices espeak:*+$v"; done
+# The recorded-speaker voices left for training: KAL (flite + festival), RMS and SLT (flite +
+# festival HTS), the only female one (a model that never heard a woman's voice is no use).
+natural_train="flite:kal16 festival:kal_diphone flite:rms flite:slt festival:cmu_us_slt_arctic_hts"
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  echo "== stage 0: texts and speech"
+  bash ../../scripts/install_tts.sh
+  mkdir -p $data
+  n_natural=$((n_train * 62 / 100))
+  python local/make_texts.py --seed 1 --out-dir $data train_a=$n_natural train_b=$((n_train - n_natural)) \
+    dev=$n_dev test_a=$((n_test / 2)) test_b=$((n_test / 2))
+  aug="--noise-prob 0.3 --snr-range 5,30 --reverb-prob 0.15 --telephone-prob 0.1"
+  # Most of training from the few recorded-speaker voices, the rest from hundreds of espeak
+  # voices (dealt evenly), so neither family is drowned out by the other.
+  ctcasr synth --texts $data/train_a.txt --voices $natural_train --out $data/wav/train_a \
+    --manifest $data/train_a.jsonl --seed 11 --jobs $jobs --prefix tra $aug --quiet
+  ctcasr synth --texts $data/train_b.txt --voices 'espeak:*' --exclude-voices $test_voices $dev_voices \
+    --out $data/wav/train_b --manifest $data/train_b.jsonl --seed 12 --jobs $jobs --prefix trb $aug --quiet
+  ctcasr synth --texts $data/dev.txt --voices $dev_voices --out $data/wav/dev --manifest $data/dev.jsonl \
+    --seed 13 --jobs $jobs --prefix dev $aug --quiet
+  ctcasr synth --texts $data/test_a.txt --voices $test_natural \
+    --out $data/wav/test_a --manifest $data/test_a.jsonl --seed 14 --jobs $jobs --prefix tea $aug --quiet
+  tv=""; for v in $test_espeak_variants; do tv="$tv espeak:*+$v"; done
+  ctcasr synth --texts $data/test_b.txt --voices $tv --out $data/wav/test_b --manifest $data/test_b.jsonl \
+    --seed 15 --jobs $jobs --prefix teb $aug --quiet
+  cat $data/train_a.jsonl $data/train_b.jsonl > $data/train.jsonl
+  cat $data/test_a.jsonl $data/test_b.jsonl > $data/test.jsonl
+  echo "stage 0 done after ${SECONDS}s"
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  echo "== stage 1: tokens and CMVN"
+  ctcasr prepare --config $config --train $data/train.jsonl --out $exp
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  echo "== stage 2: training"
+  ctcasr train --config $config --train $data/train.jsonl --valid $data/dev.jsonl --out $exp
+  echo "stage 2 done after ${SECONDS}s"
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  echo "== stage 3: test (speakers never heard in training)"
+  # A word 2-gram from the training transcripts only. Digit strings are random, so it acts
+  # mostly as a lexicon: the beam search can no longer write non-words like "fivxe".
+  python -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" $data/train.jsonl \
+    > $exp/lm_train.txt
+  ctcasr lm build $exp/lm_train.txt --order 2 -o $exp/lm.arpa
+  echo "-- greedy"
+  ctcasr evaluate --model $exp --data $data/test.jsonl | tee $exp/test_greedy.txt
+  echo "-- beam 16 + word 2-gram (lm weight 0.5, word score 1.0, fixed a priori)"
+  ctcasr evaluate --model $exp --data $data/test.jsonl --decoder beam --beam-size 16 | tee $exp/test_beam_lm.txt
+  for part in test_a test_b; do
+    [ $part = test_a ] && echo "   of which KED + AWB voices:" || echo "   of which held-out espeak-ng variants:"
+    ctcasr evaluate --model $exp --data $data/$part.jsonl --decoder beam --beam-size 16 | sed 's/^/   /'
+  done
+  echo "recipe time ${SECONDS}s"
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ "$ship" = true ]; then
+  echo "== stage 4: ship to data/models/digits"
+  mkdir -p ../../data/models/digits
+  cp $exp/config.yaml $exp/tokens.txt $exp/model.pt $exp/lm.arpa ../../data/models/digits/
+  python local/make_samples.py --out-dir ../../data/samples
+fi
