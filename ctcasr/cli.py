@@ -68,13 +68,15 @@ def cmd_transcribe(a):
 
 
 def _beam_options(a):
-    if a.decoder != "beam":
+    if a.decoder == "greedy":
         return {}
     return {"beam_size": a.beam_size, "lm": a.lm, "lm_weight": a.lm_weight, "word_score": a.word_score}
 
 
 def _add_decoder_args(s):
-    s.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
+    s.add_argument("--decoder", choices=["auto", "greedy", "beam"], default="auto",
+                   help="auto (default): beam search when the model directory has an lm.arpa (or --lm "
+                   "names one), else greedy")
     s.add_argument("--beam-size", type=int, default=32, help="beam search: hypotheses kept per frame")
     s.add_argument("--lm", default="default", help="beam search: ARPA file, 'none', or 'default' (the model "
                    "directory's lm.arpa when it has one)")

@@ -260,12 +260,67 @@ class AudioDataset:
             return None
         if self.augment:
             rng = np.random.default_rng((self.seed, self.epoch, i))
-            x = apply_augmentation(x, self.sample_rate, self.augment, rng)
+            x = apply_augmentation(x, self.sample_rate, self.augment, rng, others=self._other_speech(i, rng))
         return x, ids, u.id
 
+    def _other_speech(self, i, rng):
+        """A callable giving random other utterances of this set (for 'speech' babble)."""
+        def draw():
+            for _ in range(4):
+                j = int(rng.integers(len(self.items)))
+                if j != i or len(self.items) == 1:
+                    try:
+                        return self._load(self.items[j][0])
+                    except AudioError:
+                        continue
+            return None
+        return draw
 
-def apply_augmentation(x, sr, cfg, rng):
-    """On-the-fly waveform augmentation (training only); see AudioDataset."""
+
+AUGMENT_KEYS = {"speeds", "reverb_prob", "rt60", "noise_prob", "noise_kinds", "snr_db", "babble_talkers",
+                "telephone_prob", "gain_db"}
+AUGMENT_NOISE_KINDS = ("white", "pink", "brown", "babble", "speech")
+
+
+def check_augment_config(cfg: dict) -> dict:
+    """Reject unknown keys and noise kinds up front: a typo would otherwise silently turn an
+    augmentation off for a whole training run."""
+    from .errors import ConfigError
+
+    unknown = sorted(set(cfg) - AUGMENT_KEYS)
+    if unknown:
+        raise ConfigError(f"train.augment: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(AUGMENT_KEYS))}")
+    bad = sorted(set(cfg.get("noise_kinds") or []) - set(AUGMENT_NOISE_KINDS))
+    if bad:
+        raise ConfigError(f"train.augment.noise_kinds: unknown {', '.join(bad)}; known: {', '.join(AUGMENT_NOISE_KINDS)}")
+    return cfg
+
+
+def speech_babble(n: int, others, rng, talkers=(3, 6)) -> Optional[np.ndarray]:
+    """Babble from real utterances of the training set: ``talkers`` of them, each at unit
+    RMS, looped/cropped to ``n`` samples at random offsets and summed. Unlike the synthetic
+    harmonic babble, this has the spectra, formant motion and pauses of actual speech, which
+    is the interference a digits model meets in the wild (others talking nearby)."""
+    from . import synth
+
+    k = int(rng.integers(talkers[0], talkers[1] + 1))
+    mix = np.zeros(n, np.float64)
+    got = 0
+    for _ in range(k):
+        y = others()
+        if y is None or len(y) == 0:
+            continue
+        rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+        if rms <= 0:
+            continue
+        mix += synth.fit_length(y / rms, n, rng)
+        got += 1
+    return mix.astype(np.float32) if got else None
+
+
+def apply_augmentation(x, sr, cfg, rng, others=None):
+    """On-the-fly waveform augmentation (training only); see AudioDataset. ``others``: a
+    callable returning a random other training utterance, for the 'speech' noise kind."""
     from . import synth
 
     speeds = cfg.get("speeds") or [1.0]
@@ -276,7 +331,13 @@ def apply_augmentation(x, sr, cfg, rng):
         x = synth.reverberate(x, sr, float(rng.uniform(*cfg.get("rt60", (0.2, 0.7)))), rng)
     if rng.random() < cfg.get("noise_prob", 0.0):
         kinds = cfg.get("noise_kinds", ["white", "pink", "brown", "babble"])
-        x = synth.add_noise(x, float(rng.uniform(*cfg.get("snr_db", (5, 30)))), rng, kind=str(rng.choice(kinds)))
+        kind = str(rng.choice(kinds))
+        snr = float(rng.uniform(*cfg.get("snr_db", (5, 30))))
+        noise = None
+        if kind == "speech":
+            noise = speech_babble(len(x), others, rng, tuple(cfg.get("babble_talkers", (3, 6)))) if others else None
+            kind = "babble" if noise is None else kind   # no other utterances: synthetic babble
+        x = synth.add_noise(x, snr, rng, kind=kind, sr=sr, noise=noise)
     if rng.random() < cfg.get("telephone_prob", 0.0):
         x = synth.telephone(x, sr)
     lo, hi = cfg.get("gain_db", (0.0, 0.0))

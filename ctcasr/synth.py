@@ -44,7 +44,7 @@ import time
 import unicodedata
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -257,15 +257,20 @@ def _flite_voices() -> tuple:
 
 
 @functools.cache
-def _festival_voices() -> dict:
-    """{voice name: kind} for installed English festival voices. kind: 'hts' (HTS engine:
-    duration via hts '-r', pitch via sox), 'lr' (linear-regression intonation: native
-    Duration_Stretch and F0 targets) or 'other' (sox tempo/pitch)."""
+def _festival_voices(all_languages: bool = False) -> dict:
+    """{voice name: kind} for installed English festival voices (with ``all_languages``:
+    every installed festival voice, e.g. the Italian or Czech ones, which speak English
+    digits when given respelled text, see ``build_corpus(respell=...)``). kind: 'hts' (HTS
+    engine: duration via hts '-r', pitch via sox), 'lr' (linear-regression intonation:
+    native Duration_Stretch and F0 targets) or 'other' (sox tempo/pitch)."""
     if not engine_available("festival"):
         return {}
     found = {}
     for root in FESTIVAL_VOICE_DIRS:
-        for lang in FESTIVAL_EN_DIRS:
+        langs = FESTIVAL_EN_DIRS
+        if all_languages and Path(root).is_dir():
+            langs = FESTIVAL_EN_DIRS + tuple(sorted(d.name for d in Path(root).iterdir() if d.name not in FESTIVAL_EN_DIRS))
+        for lang in langs:
             d = Path(root) / lang
             if not d.is_dir():
                 continue
@@ -455,7 +460,7 @@ def _festival_text(text: str) -> str:
 
 
 def _synth_festival(text, voice, rate, pitch, tmp):
-    kinds = _festival_voices()
+    kinds = _festival_voices(all_languages=True)
     if voice.name not in kinds:
         raise SynthError(f"festival has no voice {voice.name!r} installed", voice, text)
     kind = kinds[voice.name]
@@ -800,7 +805,7 @@ def make_noise(kind: str, n: int, rng: np.random.Generator, sr: int = 16000) -> 
     raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
 
 
-def _fit_length(noise: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def fit_length(noise: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     if len(noise) == 0:
         raise ValueError("empty noise signal")
     if len(noise) >= n:
@@ -826,7 +831,7 @@ def add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator, kind: str 
     if len(x) == 0 or ps <= 0:
         return x.copy()
     if noise is not None:
-        n = _fit_length(_as_f32(noise), len(x), rng).astype(np.float64)
+        n = fit_length(_as_f32(noise), len(x), rng).astype(np.float64)
         pn = _power(n)
         if pn <= 0:
             return x.copy()
@@ -1072,7 +1077,7 @@ def _work(item: dict) -> dict:
     try:
         rng = np.random.default_rng(item["seed"])
         sr = item["sample_rate"]
-        x = synthesize(item["text"], item["voice"], item["rate"], item["pitch"], sr, rng=rng)
+        x = synthesize(item.get("spoken", item["text"]), item["voice"], item["rate"], item["pitch"], sr, rng=rng)
         cfg = AugmentConfig(**item["aug_cfg"])
         x, aug = random_augment(x, sr, rng, cfg, _load_noise_dir(item["noise_dir"], sr))
         aug = {"rate": item["rate"], "pitch": item["pitch"], **aug}
@@ -1091,9 +1096,14 @@ def build_corpus(texts: Sequence[str], voices: Sequence[Voice | str], out_dir: s
                  noise_dir: str | os.PathLike | None = None, reverb_prob: float = 0.2,
                  rt60_range: tuple = (0.2, 0.8), speeds: Sequence[float] = (1.0,), telephone_prob: float = 0.0,
                  level_range_dbfs: tuple | None = (-32.0, -18.0), sample_rate: int = 16000,
-                 prefix: str = "utt", progress: bool = True) -> CorpusStats:
+                 prefix: str = "utt", progress: bool = True, respell: Mapping | None = None) -> CorpusStats:
     """Synthesize every text (``utts_per_text`` times, each with another voice) into
     ``out_dir`` and write a JSON-lines manifest at ``manifest_path``.
+
+    ``respell``: ``{voice id: {word: spelling}}`` for voices of other languages, which read
+    the spelling (e.g. Italian ``"uan"`` for "one") while the manifest keeps the word: a
+    way to get more, and accented, recorded speakers for a small vocabulary. Such a voice
+    only gets texts whose every word its table covers.
 
     Voices are dealt in shuffled rounds (every voice once per round), so all are used
     evenly. Each utterance draws rate, pitch (None = voices' own pitch) and augmentations
@@ -1127,25 +1137,48 @@ def build_corpus(texts: Sequence[str], voices: Sequence[Voice | str], out_dir: s
         "telephone_prob": telephone_prob, "level_range_dbfs": tuple(level_range_dbfs) if level_range_dbfs else None,
     }
 
+    respell = {str(Voice.parse(k)): dict(v) for k, v in (respell or {}).items()}
+
+    def can_say(v, text):
+        table = respell.get(str(v))
+        return table is None or all(w in table for w in text.split())
+
     rng = np.random.default_rng(seed)
     total = len(texts) * utts_per_text
     order: list = []
     while len(order) < total:  # shuffled rounds: even use of every voice
         order.extend(voices[i] for i in rng.permutation(len(voices)))
-    items = []
+    items, unsayable = [], []
     for i in range(total):
         text = str(texts[i // utts_per_text])
+        if not can_say(order[i], text):
+            # Swap in the next voice in the deal that can say it; keeps the use even.
+            j = next((j for j in range(i + 1, len(order)) if can_say(order[j], text)), None)
+            if j is None:
+                j = next((j for j in range(len(voices)) if can_say(voices[j], text)), None)
+                if j is None:
+                    unsayable.append(text)
+                    continue
+                order.append(voices[j])
+                j = len(order) - 1
+            order[i], order[j] = order[j], order[i]
         irng = np.random.default_rng([seed, i, 0xC7CA])
         rate = round(float(irng.uniform(*rate_range)), 3)
         pitch = round(float(irng.uniform(*pitch_range)), 3) if pitch_range else None
         uid = f"{prefix}{i:07d}"
         items.append({
             "id": uid, "text": text, "voice": str(order[i]), "rate": rate, "pitch": pitch, "seed": [seed, i],
+            "spoken": " ".join(respell[str(order[i])][w] for w in text.split()) if str(order[i]) in respell else text,
             "sample_rate": sample_rate, "path": str((out_dir / f"{i // 1000:04d}" / f"{uid}.wav").resolve()),
             "aug_cfg": aug_cfg, "noise_dir": os.fspath(noise_dir) if noise_dir else None,
         })
 
     stats = CorpusStats(manifest=str(manifest_path))
+    if unsayable:
+        stats.failures += len(unsayable)
+        msg = f"{len(unsayable)} text(s) skipped: no selected voice's respelling table covers all their words (e.g. {unsayable[0]!r})"
+        stats.failure_examples.append(msg)
+        log.warning(msg)
     per_voice, failed = Counter(), Counter()
     tmp_manifest = manifest_path.with_name(manifest_path.name + f".tmp{os.getpid()}")
 
@@ -1166,7 +1199,7 @@ def build_corpus(texts: Sequence[str], voices: Sequence[Voice | str], out_dir: s
             return it
     try:
         with open(tmp_manifest, "w", encoding="utf-8") as f:
-            bar = tqdm(results(), total=total, unit="utt", desc="synth", disable=not progress)
+            bar = tqdm(results(), total=len(items), unit="utt", desc="synth", disable=not progress)
             for item, res in zip(items, bar):
                 if res["ok"]:
                     stats.count += 1
@@ -1193,8 +1226,8 @@ def build_corpus(texts: Sequence[str], voices: Sequence[Voice | str], out_dir: s
     stats.per_voice = dict(sorted(per_voice.items()))
     stats.failed_per_voice = dict(sorted(failed.items()))
     stats.elapsed_s = time.time() - t0
-    if stats.failures:
-        log.warning("%d of %d utterances failed (by voice: %s)", stats.failures, total,
+    if failed:
+        log.warning("%d of %d utterances failed (by voice: %s)", sum(failed.values()), total,
                     ", ".join(f"{v}={c}" for v, c in failed.most_common(10)))
     log.info("wrote %d utterances, %.2f h of audio, to %s in %.1f s (%.0fx real time)",
              stats.count, stats.hours, manifest_path, stats.elapsed_s, stats.speed_x)
@@ -1248,8 +1281,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--telephone-prob", type=_prob, default=0.0, help="probability of a telephone channel")
     parser.add_argument("--sample-rate", type=int, default=16000, help="output sample rate (default 16000)")
     parser.add_argument("--prefix", default="utt", help="utterance id prefix (default utt); distinct per corpus")
+    parser.add_argument("--respell", metavar="FILE.json",
+                        help='{"festival:VOICE": {"word": "spelling", ...}, ...}: voices of other languages that '
+                             'read respelled words (added to the inventory; --voices still selects)')
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _read_respell(path) -> dict:
+    """Read and check a --respell JSON file: {voice id: {word: spelling}}, installed voices."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            table = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SynthError(f"--respell {path}: cannot read ({e})") from None
+    if not isinstance(table, dict) or not all(
+            isinstance(t, dict) and all(isinstance(a, str) and isinstance(b, str) and b.strip() for a, b in t.items())
+            for t in table.values()):
+        raise SynthError(f"--respell {path}: expected {{voice: {{word: spelling}}}} with non-empty strings")
+    for v in table:
+        voice = Voice.parse(v)
+        if voice.engine == "festival" and voice.name not in _festival_voices(all_languages=True):
+            raise SynthError(f"--respell {path}: festival voice {voice.name!r} is not installed")
+    return table
 
 
 def run(args: argparse.Namespace) -> int:
@@ -1262,6 +1316,9 @@ def run(args: argparse.Namespace) -> int:
         voices = list_voices(args.language)
         if not voices:
             return fail(f"no {args.language} voices installed; {INSTALL_HINT}")
+        respell = _read_respell(args.respell) if args.respell else None
+        if respell:
+            voices = voices + [Voice.parse(v) for v in respell]
         voices = select_voices(voices, args.voices, args.exclude_voices)
         if args.list_voices:
             for v in voices:
@@ -1292,7 +1349,7 @@ def run(args: argparse.Namespace) -> int:
             rate_range=args.rate_range, pitch_range=args.pitch_range, noise_prob=args.noise_prob,
             snr_range=args.snr_range, noise_dir=args.noise_dir, reverb_prob=args.reverb_prob,
             rt60_range=args.rt60_range, speeds=tuple(args.speeds), telephone_prob=args.telephone_prob,
-            sample_rate=args.sample_rate, prefix=args.prefix, progress=not args.quiet,
+            sample_rate=args.sample_rate, prefix=args.prefix, progress=not args.quiet, respell=respell,
         )
     except CTCASRError as e:
         return fail(str(e))

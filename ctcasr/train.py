@@ -7,6 +7,7 @@ Output directory layout (``--out DIR``):
   DIR/cmvn.json                                   front-end statistics (from ``prepare``)
   DIR/checkpoints/last.pt                         full training state, for ``--resume``
   DIR/checkpoints/best.pt                         the same state at the best epoch
+  DIR/checkpoints/epochN.pt                       weights of the last ``average_last`` epochs
   DIR/train_log.csv                               one row per epoch
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import AudioDataset, BucketBatchSampler, collate, prepare_utterances, read_manifest
+from .data import AudioDataset, BucketBatchSampler, check_augment_config, collate, prepare_utterances, read_manifest
 from .decoding import GreedyDecoder
 from .errors import ConfigError, CTCASRError, DataError
 from .metrics import corpus_errors
@@ -53,6 +54,7 @@ DEFAULT_TRAIN = {
     "cmvn_utterances": 500,
     "augment": {},
     "log_every": 20,
+    "average_last": 0,         # >1: also try the mean of the last N epochs' weights (kept if better)
 }
 
 
@@ -68,6 +70,7 @@ def load_train_config(path) -> tuple:
         if k not in DEFAULT_TRAIN:
             raise ConfigError(f"{path}: train: unknown key {k!r} (known: {', '.join(sorted(DEFAULT_TRAIN))})")
         train_cfg[k] = v
+    check_augment_config(train_cfg["augment"] or {})
     return model_cfg, train_cfg
 
 
@@ -371,16 +374,58 @@ def train(config_path, train_manifest, valid_manifest, out_dir, resume: bool = F
         atomic_torch_save(state, last_path)
         if improved:
             atomic_torch_save(state, ckpt_dir / "best.pt")
+        n_avg = int(cfg["average_last"])
+        if n_avg > 1:
+            atomic_torch_save(model.state_dict(), ckpt_dir / f"epoch{epoch + 1}.pt")
+            old = ckpt_dir / f"epoch{epoch + 1 - n_avg}.pt"
+            if old.is_file():
+                old.unlink()
         with open(log_path, "a", newline="") as f:
             csv.writer(f).writerow([epoch + 1, step, f"{train_loss:.5f}", f"{v['loss']:.5f}", f"{v['cer']:.5f}",
                                     f"{v['wer']:.5f}", f"{sched.get_last_lr()[0]:.3e}", f"{epoch_s:.1f}",
                                     f"{audio_s / 3600:.4f}", bad_batches])
         result = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": v["loss"], "valid_cer": v["cer"],
                   "valid_wer": v["wer"], "best_cer": best[0], "skipped_utterances": sum(train_skipped.values())}
+    if int(cfg["average_last"]) > 1 and result:
+        result["averaged"] = _try_average(model, tok, out, ckpt_dir, cfg, valid_loader, dev, amp_dtype, best)
     if not (out / "model.pt").is_file():
         # Resumed a finished run, or zero epochs: make sure a model dir exists.
         save_model_dir(model, tok, out)
     return result
+
+
+def average_state_dicts(states: list) -> dict:
+    """Element-wise mean of floating-point tensors; other entries (counters) from the last."""
+    avg = {}
+    for k, v in states[-1].items():
+        if torch.is_floating_point(v):
+            avg[k] = sum(s[k].double() for s in states).div(len(states)).to(v.dtype)
+        else:
+            avg[k] = v
+    return avg
+
+
+def _try_average(model, tok, out, ckpt_dir, cfg, valid_loader, dev, amp_dtype, best):
+    """Average the weights of the last ``average_last`` epochs (as ESPnet and WeNet recipes
+    do: late-training weights wander around a minimum, their mean sits nearer its centre)
+    and keep the average as the model dir's model.pt only if it validates at least as well
+    as the best single epoch. Returns a summary dict."""
+    n = int(cfg["average_last"])
+    files = sorted(ckpt_dir.glob("epoch*.pt"), key=lambda p: int(p.stem[5:]))[-n:]
+    if len(files) < 2:
+        return {"used": False, "epochs": [int(p.stem[5:]) for p in files]}
+    states = [torch.load(p, map_location="cpu", weights_only=True) for p in files]
+    model.load_state_dict(average_state_dicts(states))
+    model.to(dev)
+    v = evaluate_model(model, valid_loader, tok, dev, amp_dtype)
+    epochs = [int(p.stem[5:]) for p in files]
+    used = best is None or (v["cer"], v["loss"]) <= tuple(best)
+    log.info("average of epochs %d-%d: valid loss %.4f, CER %.2f%%, WER %.2f%% -> %s", epochs[0], epochs[-1],
+             v["loss"], 100 * v["cer"], 100 * v["wer"],
+             "used as the model" if used else f"kept the best single epoch (CER {100 * best[0]:.2f}%)")
+    if used:
+        save_model_dir(model, tok, out)
+    return {"used": used, "epochs": epochs, "valid_loss": v["loss"], "valid_cer": v["cer"], "valid_wer": v["wer"]}
 
 
 def _progress(it, enabled, desc):
@@ -394,7 +439,7 @@ def _progress(it, enabled, desc):
 
 
 # ------------------------------------------------------------------------- evaluation
-def evaluate(model_dir, manifest, device="auto", batch_size: int = 16, decoder: str = "greedy", progress=False,
+def evaluate(model_dir, manifest, device="auto", batch_size: int = 16, decoder: str = "auto", progress=False,
              **decoder_options):
     """WER/CER of a model on a manifest, decoding every utterance the way ``transcribe`` does.
 

@@ -14,6 +14,12 @@ import numpy as np
 from .errors import CTCASRError
 
 
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
 @contextlib.contextmanager
 def atomic_open(path, mode: str = "w", encoding: str | None = "utf-8"):
     """Open a temp file next to ``path``; on success fsync and rename it over ``path``.
@@ -26,6 +32,9 @@ def atomic_open(path, mode: str = "w", encoding: str | None = "utf-8"):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes 0600 files; give the result the mode open() would have (0666 & ~umask),
+        # or shipped models and shared experiment dirs become unreadable to other users.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
             f.flush()

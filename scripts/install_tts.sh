@@ -8,9 +8,18 @@
 #
 #   scripts/install_tts.sh           install what is missing
 #   scripts/install_tts.sh --check   only report; exit 1 if something is missing
+#   scripts/install_tts.sh PKG...    also these packages (a recipe's extra festival voices)
 set -euo pipefail
 
 PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox)
+check=false
+for a in "$@"; do
+    case "$a" in
+        --check) check=true ;;
+        -*) echo "install_tts.sh: unknown option $a" >&2; exit 2 ;;
+        *) PACKAGES+=("$a") ;;
+    esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -24,7 +33,7 @@ if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi
 
-if [ "${1:-}" = "--check" ]; then
+if [ "$check" = true ]; then
     echo "install_tts.sh: missing: ${missing[*]}" >&2
     exit 1
 fi

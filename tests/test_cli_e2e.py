@@ -23,6 +23,8 @@ train:
   batch_seconds: 20
   num_workers: 0
   seed: 3
+  average_last: 3
+  augment: {noise_prob: 0.3, noise_kinds: [speech, pink], snr_db: [15, 30]}
 """
 
 
@@ -51,6 +53,8 @@ def test_training_writes_a_model_dir_log_and_checkpoints(trained):
     losses = [float(r["train_loss"]) for r in rows]
     assert losses[-1] < losses[0]  # it learns something, even in four tiny epochs
     assert all(np.isfinite(float(r["valid_cer"])) for r in rows)
+    # weights of the last 3 epochs are kept for averaging, older ones removed
+    assert sorted(p.name for p in (d / "checkpoints").glob("epoch*.pt")) == ["epoch2.pt", "epoch3.pt", "epoch4.pt"]
 
 
 def test_resume_continues_from_last_checkpoint(trained, tmp_path):

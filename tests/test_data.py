@@ -154,3 +154,44 @@ def test_dataset_and_collate(tmp_path):
     assert b["lengths"].tolist() == [8000, 4000]
     assert b["targets"].tolist() == [1, 2, 1] and b["target_lengths"].tolist() == [2, 1]
     assert collate([None]) is None
+
+
+def test_speech_babble_mixes_other_utterances_at_the_requested_snr():
+    from ctcasr.data import apply_augmentation, speech_babble
+
+    rng = np.random.default_rng(0)
+    pool = [np.sin(np.arange(n) * f).astype(np.float32) for n, f in [(3000, 0.05), (9000, 0.11), (500, 0.3)]]
+    b = speech_babble(8000, lambda: pool[int(rng.integers(3))], rng, talkers=(3, 3))
+    assert b.shape == (8000,) and b.dtype == np.float32 and np.sqrt(np.mean(b ** 2)) > 0.5
+    assert speech_babble(100, lambda: None, rng) is None  # nothing to mix: caller falls back
+
+    x = np.sin(np.arange(16000) * 0.02).astype(np.float32) * 0.3
+    cfg = {"noise_prob": 1.0, "noise_kinds": ["speech"], "snr_db": [10, 10]}
+    y = apply_augmentation(x, 16000, cfg, np.random.default_rng(1), others=lambda: pool[1])
+    snr = 10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean((y - x).astype(np.float64) ** 2))
+    assert abs(snr - 10) < 0.1
+    # without a pool of other utterances it falls back to synthetic babble instead of failing
+    y2 = apply_augmentation(x, 16000, cfg, np.random.default_rng(1))
+    assert y2.shape == x.shape and not np.allclose(y2, x)
+
+
+def test_augment_config_typos_are_errors():
+    from ctcasr.data import check_augment_config
+    from ctcasr.errors import ConfigError
+
+    check_augment_config({"noise_prob": 0.2, "noise_kinds": ["speech", "white"]})
+    with pytest.raises(ConfigError, match="reverb_probability"):
+        check_augment_config({"reverb_probability": 0.2})
+    with pytest.raises(ConfigError, match="crowd"):
+        check_augment_config({"noise_kinds": ["crowd"]})
+
+
+def test_average_state_dicts():
+    import torch
+
+    from ctcasr.train import average_state_dicts
+
+    a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}
+    b = {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(5)}
+    avg = average_state_dicts([a, b])
+    assert torch.equal(avg["w"], torch.tensor([2.0, 4.0])) and int(avg["n"]) == 5

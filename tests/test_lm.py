@@ -62,6 +62,9 @@ def test_arpa_round_trip(tmp_path):
     p = tmp_path / "m.arpa"
     lm.to_arpa(p)
     assert os.listdir(tmp_path) == ["m.arpa"]  # the temp file was renamed, not left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(p).st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     lm2 = NGramLM.from_arpa(p)
     assert lm2.order == 3 and lm2.counts() == lm.counts()
     for sent in ["the cat sat on the mat", "a zebra ran", "dog dog dog"]:

@@ -370,6 +370,51 @@ def test_build_corpus_mixed_engines(make_corpus):  # noqa: F811
     assert stats.failures == 0 and stats.count == 3
 
 
+def test_build_corpus_respell_speaks_the_spelling_and_keeps_the_words(tmp_path, monkeypatch):
+    require_engine("espeak")
+    spoken = []
+    real = synth.synthesize
+
+    def spy(text, voice, *a, **kw):
+        spoken.append((str(voice), text))
+        return real(text, voice, *a, **kw)
+
+    monkeypatch.setattr(synth, "synthesize", spy)
+    # en-gb+m3 "has an accent": it only knows two words, and says them differently.
+    respell = {"espeak:en-gb+m3": {"one": "wun", "two": "too"}}
+    texts = ["one two", "two one", "three", "one", "two two", "three one"]
+    voices = ["espeak:en-us", "espeak:en-gb+m3"]
+    stats = synth.build_corpus(texts, voices, tmp_path / "w", tmp_path / "m.jsonl", seed=1, jobs=1,
+                               noise_prob=0, reverb_prob=0, progress=False, respell=respell)
+    rows = _read_manifest(tmp_path / "m.jsonl")
+    assert stats.failures == 0 and [r["text"] for r in rows] == texts  # labels are the words
+    by_voice = {}
+    for v, t in spoken:
+        by_voice.setdefault(v, []).append(t)
+    assert set(by_voice["espeak:en-gb+m3"]) <= {"wun too", "too wun", "wun", "too too"}  # only what it can say
+    assert len(by_voice["espeak:en-gb+m3"]) >= 2                                       # and it is still used
+    assert all(r["voice"] == "espeak:en-us" for r in rows if "three" in r["text"])
+
+    # A text no selected voice can say is skipped, counted and logged; the rest is built.
+    stats = synth.build_corpus(["three", "one"], ["espeak:en-gb+m3"], tmp_path / "w2", tmp_path / "m2.jsonl", seed=1,
+                               jobs=1, noise_prob=0, reverb_prob=0, progress=False, respell=respell)
+    assert stats.count == 1 and stats.failures == 1 and "no selected voice" in stats.failure_examples[0]
+    assert [r["text"] for r in _read_manifest(tmp_path / "m2.jsonl")] == ["one"]
+
+
+def test_cli_respell_file_errors(tmp_path, capsys):
+    require_engine("espeak")
+    texts = tmp_path / "t.txt"
+    texts.write_text("one\n")
+    args = ["--texts", str(texts), "--out", str(tmp_path / "w"), "--manifest", str(tmp_path / "m.jsonl"), "--quiet"]
+    for content, match in [("{not json", "cannot read"), ('{"espeak:en-us": {"one": ""}}', "non-empty"),
+                           ('{"festival:no_such_voice": {"one": "wun"}}', "not installed")]:
+        (tmp_path / "r.json").write_text(content)
+        assert synth.main(args + ["--respell", str(tmp_path / "r.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ctcasr synth: error:") and match in err and "Traceback" not in err
+
+
 # ----------------------------------------------------------------------------- command line
 def test_cli_list_and_errors(capsys):
     require_engine("espeak")

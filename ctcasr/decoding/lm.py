@@ -272,6 +272,11 @@ class NGramLM:
         d = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".arpa", dir=d)
         try:
+            # mkstemp makes 0600 files; give the ARPA the mode a plain open() would (a
+            # shipped model dir must be readable by every user).
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write("\\data\\\n")
                 for n in range(1, self.order + 1):

@@ -6,10 +6,12 @@
 #   bash recipes/digits/run.sh --stage 4 --ship true   # copy the model to data/models/digits
 #
 # Stages
-#   0  texts (1-7 digits, "zero".."nine", "oh") and speech from Debian TTS voices.
-#      Test speakers are never heard in training: KED (festival diphone), AWB (flite) and
-#      twelve espeak-ng variants (under every accent); dev uses six other held-out espeak
-#      variants. Part of every split has noise/reverberation/telephone effects.
+#   0  texts (1-7 digits, "zero".."nine", "oh") and speech from Debian TTS voices:
+#      training from the recorded English voices (KAL, RMS, SLT), seven recorded voices of
+#      other languages reading respelled digits (conf/respell.json) and ~600 espeak-ng
+#      voices. Test speakers are never heard in training: KED (festival diphone), AWB
+#      (flite) and twelve espeak-ng variants (under every accent); dev uses six other
+#      held-out espeak variants. Part of every split has noise/reverberation/telephone.
 #   1  tokens.txt and global CMVN statistics (ctcasr prepare)
 #   2  training (ctcasr train; conf/blstm.yaml)
 #   3  word 2-gram LM from the training texts; test WER/CER with S/D/I, greedy and
@@ -55,19 +57,30 @@ for v in $dev_espeak_variants; do dev_voices="$dev_voices espeak:*+$v"; done
 # The recorded-speaker voices left for training: KAL (flite + festival), RMS and SLT (flite +
 # festival HTS), the only female one (a model that never heard a woman's voice is no use).
 natural_train="flite:kal16 festival:kal_diphone flite:rms flite:slt festival:cmu_us_slt_arctic_hts"
+# Non-English festival voices and their respellings of the digit words (conf/respell.json;
+# each spelling was kept only if an English-trained model heard it as the intended word).
+accented_train="festival:lp_diphone festival:pc_diphone festival:suo_fi_lj_diphone festival:hy_fi_mv_diphone \
+festival:upc_ca_ona_hts festival:czech_dita festival:czech_machac"
+accented_packages="festvox-italp16k festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-ca-ona-hts \
+festvox-czech-dita festvox-czech-machac"
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   echo "== stage 0: texts and speech"
-  bash ../../scripts/install_tts.sh
+  bash ../../scripts/install_tts.sh $accented_packages
   mkdir -p $data
-  n_natural=$((n_train * 62 / 100))
-  python local/make_texts.py --seed 1 --out-dir $data train_a=$n_natural train_b=$((n_train - n_natural)) \
-    dev=$n_dev test_a=$((n_test / 2)) test_b=$((n_test / 2))
+  n_natural=$((n_train * 57 / 100))
+  n_accented=$((n_train * 17 / 100))
+  python local/make_texts.py --seed 1 --out-dir $data dev=$n_dev test_a=$((n_test / 2)) test_b=$((n_test / 2)) \
+    train_a=$n_natural train_c=$n_accented train_b=$((n_train - n_natural - n_accented))
   aug="--noise-prob 0.3 --snr-range 5,30 --reverb-prob 0.15 --telephone-prob 0.1"
   # Most of training from the few recorded-speaker voices, the rest from hundreds of espeak
   # voices (dealt evenly), so neither family is drowned out by the other.
   ctcasr synth --texts $data/train_a.txt --voices $natural_train --out $data/wav/train_a \
     --manifest $data/train_a.jsonl --seed 11 --jobs $jobs --prefix tra $aug --quiet
+  # Recorded speakers of other languages (Italian, Finnish, Catalan, Czech festival voices)
+  # reading respelled digits ("uan", "tuu", ...): accented English from seven more people.
+  ctcasr synth --texts $data/train_c.txt --respell conf/respell.json --voices $accented_train \
+    --out $data/wav/train_c --manifest $data/train_c.jsonl --seed 16 --jobs $jobs --prefix trc $aug --quiet
   ctcasr synth --texts $data/train_b.txt --voices 'espeak:*' --exclude-voices $test_voices $dev_voices \
     --out $data/wav/train_b --manifest $data/train_b.jsonl --seed 12 --jobs $jobs --prefix trb $aug --quiet
   ctcasr synth --texts $data/dev.txt --voices $dev_voices --out $data/wav/dev --manifest $data/dev.jsonl \
@@ -77,7 +90,7 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   tv=""; for v in $test_espeak_variants; do tv="$tv espeak:*+$v"; done
   ctcasr synth --texts $data/test_b.txt --voices $tv --out $data/wav/test_b --manifest $data/test_b.jsonl \
     --seed 15 --jobs $jobs --prefix teb $aug --quiet
-  cat $data/train_a.jsonl $data/train_b.jsonl > $data/train.jsonl
+  cat $data/train_a.jsonl $data/train_c.jsonl $data/train_b.jsonl > $data/train.jsonl
   cat $data/test_a.jsonl $data/test_b.jsonl > $data/test.jsonl
   echo "stage 0 done after ${SECONDS}s"
 fi
@@ -101,7 +114,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     > $exp/lm_train.txt
   ctcasr lm build $exp/lm_train.txt --order 2 -o $exp/lm.arpa
   echo "-- greedy"
-  ctcasr evaluate --model $exp --data $data/test.jsonl | tee $exp/test_greedy.txt
+  ctcasr evaluate --model $exp --data $data/test.jsonl --decoder greedy | tee $exp/test_greedy.txt
   echo "-- beam 16 + word 2-gram (lm weight 0.5, word score 1.0, fixed a priori)"
   ctcasr evaluate --model $exp --data $data/test.jsonl --decoder beam --beam-size 16 | tee $exp/test_beam_lm.txt
   for part in test_a test_b; do

@@ -12,10 +12,10 @@ import numpy as np
 from ctcasr import synth
 
 SAMPLES = [
-    ("slt_0.wav", "flite:slt", "four one five five five oh one nine two", None),
+    ("awb_0.wav", "flite:awb", "three one two eight oh four", None),
     ("ked_1.wav", "festival:ked_diphone", "eight six seven five three oh nine", None),
     ("espeak_f3_2.wav", "espeak:en-us+f3", "two zero two six", None),
-    ("slt_hts_noisy_3.wav", "festival:cmu_us_slt_arctic_hts", "nine one one", "noise"),
+    ("ked_noisy_3.wav", "festival:ked_diphone", "nine one one", "noise"),
     ("espeak_john_phone_4.wav", "espeak:en-gb+john", "seven seven three four", "telephone"),
 ]
 
