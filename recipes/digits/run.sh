@@ -4,6 +4,8 @@
 #   bash recipes/digits/run.sh                      # all stages
 #   bash recipes/digits/run.sh --stage 2 --stop-stage 3
 #   bash recipes/digits/run.sh --stage 4 --ship true   # copy the model to data/models/digits
+#   Other options: --config YAML, --jobs N (synthesis), --n-train/--n-dev/--n-test N,
+#   --data DIR --exp DIR (where corpus and model go; default data/ and exp/blstm/ here)
 #
 # Stages
 #   0  texts (1-7 digits, "zero".."nine", "oh") and speech from Debian TTS voices:
@@ -29,6 +31,8 @@ config=conf/blstm.yaml
 n_train=4200
 n_dev=300
 n_test=600
+data=data
+exp=exp/blstm
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -37,12 +41,14 @@ while [ $# -gt 0 ]; do
     --jobs) jobs=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     --n-train) n_train=$2; shift 2 ;;
+    --n-dev) n_dev=$2; shift 2 ;;
+    --n-test) n_test=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 
-data=data
-exp=exp/blstm
 SECONDS=0
 
 # Speakers held out of training (see ctcasr.synth.Voice.speaker: the espeak timbre is the
