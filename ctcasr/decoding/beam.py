@@ -222,8 +222,7 @@ class BeamSearchDecoder:
         # the LM score and next state are cached (see _lm_key, _lm_batch).
         self._lm_states: list[tuple] = []
         self._lm_state_id: dict[tuple, int] = {}
-        self._lp_cache: dict[int, float] = {}
-        self._ns_cache: dict[int, int] = {}
+        self._lm_cache: dict[int, tuple[float, int]] = {}  # key -> (log p, next key base)
         self._nw1 = len(lm.vocab) + 1 if lm is not None else 1
         self._lm_begin = self._intern(lm.begin_state()) * self._nw1 if lm is not None else 0
         if lm is not None:
@@ -399,6 +398,7 @@ class BeamSearchDecoder:
         # the completed word's part of the LM cache key (word id + 1; 0: unknown word)
         self._fsa_wk = (np.where(self.vocab_is_word[vt], self.vocab_word_id[vt], -1) + 1
                         if self.lm is not None else None)
+        self._fsa_wk_list = self._fsa_wk.tolist() if self.lm is not None else None  # (Python lookups)
         self._fsa_base = base
         if base is None or S * V <= _DENSE_MAX:
             ch = np.full((S, V), oov, np.int64)
@@ -430,37 +430,23 @@ class BeamSearchDecoder:
             self._lm_states.append(state)
         return i
 
-    def _lm_key(self, key: int):
+    def _lm_key(self, key: int) -> tuple[float, int]:
         """(natural log p, next LM key base) for ``key = state id * nw1 + word id + 1``
         (word id -1: unknown word); a hypothesis holds its LM state as ``state id * nw1``."""
-        lp = self._lp_cache.get(key)
-        if lp is None:
-            if len(self._lp_cache) > 4_000_000:  # bound memory in long-running servers
-                self._lp_cache.clear()
-                self._ns_cache.clear()
+        e = self._lm_cache.get(key)
+        if e is None:
+            if len(self._lm_cache) > 4_000_000:  # bound memory in long-running servers
+                self._lm_cache.clear()
             sid, w = divmod(key, self._nw1)
             lp, ns = self.lm.score_id(self._lm_states[sid], None if w == 0 else w - 1)
-            self._lp_cache[key] = lp
-            self._ns_cache[key] = self._intern(ns) * self._nw1
-        return lp, self._ns_cache[key]
+            e = self._lm_cache[key] = (lp, self._intern(ns) * self._nw1)
+        return e
 
     def _lm_batch(self, keys: np.ndarray):
         """``_lm_key`` of many keys: (log-probs array, next key bases list)."""
-        kl = keys.tolist()
-        lpc = self._lp_cache
-        try:
-            return np.array([lpc[k] for k in kl]), [self._ns_cache[k] for k in kl]
-        except KeyError:
-            pass
-        for k in kl:
-            if k not in lpc:
-                self._lm_key(k)
-        try:
-            return np.array([lpc[k] for k in kl]), [self._ns_cache[k] for k in kl]
-        except KeyError:  # a clear() ran in between
-            pass
-        res = [self._lm_key(k) for k in kl]
-        return np.array([r[0] for r in res]), [r[1] for r in res]
+        get = self._lm_cache.get
+        res = [get(k) or self._lm_key(k) for k in keys.tolist()]
+        return np.array([e[0] for e in res]), [e[1] for e in res]
 
     def _grid(self, K: int, nc: int) -> tuple:
         """The candidate grid of ``K`` beams and ``nc`` tokens: candidate ``i < K`` is beam
@@ -475,6 +461,7 @@ class BeamSearchDecoder:
             self._cap = max(n, 2 * self._cap)
             self._fbuf = np.empty(nF * self._cap)
             self._nbuf = np.empty(nN * self._cap, np.int64)
+            self._sbuf = np.empty(self._cap)
             self._ix.clear()
             self._ix_size = 0
         if self._ix_size > 4_000_000:  # bound memory (index arrays: 24 bytes a candidate)
@@ -486,8 +473,10 @@ class BeamSearchDecoder:
         fpb, fpnb = FA[_PB], FA[_PNB]
         g = (np.concatenate((np.arange(K), ek)), ek, np.tile(np.arange(nc), K), FA, NA, fpnb,
              fpb[:K], fpnb[:K], fpb[K:], fpnb[K:], NA[_LAST, K:], NA.view(np.uint64)[_H, K:], NA[_H, K:])
+        sc = self._sbuf[:n]  # the candidates' scores
+        g += (sc, sc[:K], sc[K:])
         if self._extras:
-            g += (FA[_EXT], FA[_RAW, K:], NA[_LMK, K:], NA[_WS, K:])
+            g += (FA[_EXT], FA[_RAW, K:], NA[_LMK, K:], NA[_WS, K:], FA[_EXT, K:])
         self._ix[(K, nc)] = g
         self._ix_size += 3 * n
         return g
@@ -639,7 +628,7 @@ class BeamSearchStream:
             if lo == hi:
                 # Blank frame: no new prefix, only the exact stay update (the blank is
                 # the frame's largest log-prob, so its relative log-prob is 0).
-                logaddexp(pb, pnb, out=pb)
+                logaddexp(pb, pnb, pb)
                 if lpb_all[i] != 0.0:
                     pb += lpb_all[i]
                 pnb += lpx[i][last]
@@ -690,8 +679,8 @@ class BeamSearchStream:
         hs = h[order]
         pos = hs.searchsorted(xhi)
         hit = hs.take(pos, None, None, "clip") == xhi  # (pos == K: above all, no hit)
-        if np.count_nonzero(hit):
-            mi = hit.nonzero()[0]
+        mi = hit.nonzero()[0]
+        if mi.shape[0]:
             j = order[pos[mi]]
             camh = cam[mi]
             # a re-point when this extension brings more than the prefix had in all
@@ -707,18 +696,23 @@ class BeamSearchStream:
                 mb = mi[better] + K
                 NA[_NODE, j[better]] = self._new_nodes(NA[_NODE:_LAST + 1, mb], self.t)
         # scores: stays logaddexp(pb', pnb'), extensions pnb' (+ the non-acoustic terms)
-        sc = fpnb.copy()
-        s0 = sc[:K]
-        np.logaddexp(spb, s0, s0)
+        sc, s0, scx = g[13:16]
+        np.logaddexp(spb, spnb, s0)
+        scx[...] = cam
         if d._extras:
-            fext, xraw, xlmk, xws = g[13:]
-            sc += fext
-            if d._fsa:
+            fext, xraw, xlmk, xws, fextx = g[16:]
+            add(sc, fext, sc)
+            if q < 0 and d._fsa and d._fsa_la is not None:
+                # (the common case inlined: a dense automaton and no word completes)
+                fi = xws + ct
+                dext = d._fsa_la[fi]
+                d._fsa_ch.take(fi, None, xws, "clip")
+            elif d._fsa:
                 dext = self._word_steps(xraw, xlmk, xws, N[_WS], ct, K, nc, q, sc)
             else:
                 dext = self._token_steps(xraw, xlmk, xws, ct)
-            sc[K:] += dext
-            fext[K:] += dext
+            scx += dext
+            fextx += dext
         best = sc[sc.argmax()]
         if not best > _NEG_INF:
             sel = np.arange(1)  # nothing is possible any more; keep one hypothesis
@@ -769,21 +763,32 @@ class BeamSearchStream:
         # The delimiter completes each beam's partial word: add its LM score (cached per
         # LM state and word). An extension that is pruned even with the best LM score
         # (0) skips the look-up: it keeps a score below the pruning threshold.
+        #
+        # At most one delimiter extension per beam: few enough that a Python loop over
+        # them (with element writes) costs less than the dozen numpy calls of the
+        # vectorised form; the float operations are the same, so are the results.
         dq = dext[q::nc]
         if d.prune_logp is not None and d.lm_weight >= 0:
             s0 = sc[:K]
-            floor = s0[s0.argmax()] + d.prune_logp
-            need = sc[K + q::nc] + dq >= floor
-            need &= ws != 0
-            ks = need.nonzero()[0]
+            floor = float(s0[s0.argmax()]) + d.prune_logp
+            cand = (sc[K + q::nc] + dq).tolist()
         else:
-            ks = (ws != 0).nonzero()[0]
-        if ks.size:
-            lmk = xlmk[q::nc]
-            lps, nss = d._lm_batch(lmk[ks] + d._fsa_wk[ws[ks] // d.V])
-            dq[ks] += d.lm_weight * lps
-            lmk[ks] = nss
-            xraw[q::nc][ks] += lps
+            floor, cand = None, None
+        lmk = xlmk[q::nc]
+        raw = xraw[q::nc]
+        lml = None
+        wk, V = d._fsa_wk_list, d.V
+        get = d._lm_cache.get
+        lw = d.lm_weight
+        for k, w in enumerate(ws.tolist()):
+            if w and (floor is None or cand[k] >= floor):
+                if lml is None:
+                    lml = lmk.tolist()
+                key = lml[k] + wk[w // V]
+                lp, ns = get(key) or d._lm_key(key)
+                dq[k] += lw * lp
+                lmk[k] = ns
+                raw[k] += lp
         return dext
 
     def _token_steps(self, xraw, xlmk, xht, ct):
