@@ -116,6 +116,13 @@ def cmd_lm_build(a):
     return 0
 
 
+def cmd_plot_training(a):
+    from .plot import plot_training
+
+    print(f"wrote {plot_training(a.exp_dir, a.output)}")
+    return 0
+
+
 # ------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ctcasr", description="BiLSTM-CTC speech recognition.")
@@ -184,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="every non-space character is a word (for models with word_delimiter: null, e.g. Chinese)")
     b.add_argument("--lowercase", action="store_true", help="lower-case the text first")
     b.set_defaults(func=cmd_lm_build)
+
+    s = sub.add_parser("plot-training", help="PNG of the loss and CER curves of a training run",
+                       description="Plot EXP_DIR/train_log.csv (train/valid loss, valid CER/WER per epoch) "
+                       "into a PNG. Needs matplotlib (pip install 'ctcasr[plot]').")
+    s.add_argument("exp_dir", metavar="EXP_DIR", help="a `ctcasr train --out` directory")
+    s.add_argument("-o", "--output", help="PNG to write (default EXP_DIR/training.png)")
+    s.set_defaults(func=cmd_plot_training)
     return p
 
 
