@@ -36,7 +36,7 @@ def cmd_train(a):
 
     r = train(a.config, a.train, a.valid, a.out, resume=a.resume, device=a.device, epochs=a.epochs,
               progress=not a.no_progress and sys.stderr.isatty())
-    if r:
+    if r and int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary for the job
         print(f"epoch {r['epoch']}: valid CER {100 * r['valid_cer']:.2f}% WER {100 * r['valid_wer']:.2f}% "
               f"(best CER {100 * r['best_cer']:.2f}%); model in {a.out}")
     return 0

@@ -368,18 +368,25 @@ class BucketBatchSampler:
     large batches and long ones in small batches and little compute goes to padding.
 
     The batch order is shuffled per epoch from ``seed + epoch``, identically on every rank;
-    rank r takes batches r, r+W, r+2W, ... (the tail is dropped so ranks stay in step).
-    ``start_batch`` resumes mid-epoch.
+    rank r takes batches r, r+W, r+2W, ... With ``drop_last`` (training) the tail is dropped
+    to a multiple of ``world_size * batches_per_step``, so every rank runs the same number
+    of optimizer steps (a rank with one batch fewer would wait forever in the gradient
+    all-reduce); the dropped batches differ from epoch to epoch since the order does.
+    Validation shards with ``drop_last=False``: every utterance is seen exactly once.
+    ``start_batch`` (in this rank's batches) resumes mid-epoch.
     """
 
     def __init__(self, durations, max_batch_seconds: float, shuffle: bool = True, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, max_batch_size: int = 256):
+                 rank: int = 0, world_size: int = 1, max_batch_size: int = 256, batches_per_step: int = 1,
+                 drop_last: bool = True):
         self.durations = list(durations)
         self.max_batch_seconds = float(max_batch_seconds)
         self.shuffle = shuffle
         self.seed = seed
         self.rank, self.world_size = rank, world_size
         self.max_batch_size = max_batch_size
+        self.batches_per_step = int(batches_per_step)
+        self.drop_last = drop_last
         self.epoch = 0
         self.start_batch = 0
         self.batches = self._make_batches()
@@ -406,8 +413,10 @@ class BucketBatchSampler:
         batches = list(self.batches)
         if self.shuffle:
             random.Random(self.seed + self.epoch).shuffle(batches)
-        n = len(batches) - len(batches) % self.world_size if self.world_size > 1 else len(batches)
-        return batches[self.rank : n : self.world_size]
+        if self.drop_last:
+            group = self.world_size * self.batches_per_step
+            batches = batches[: len(batches) - len(batches) % group]
+        return batches[self.rank :: self.world_size]
 
     def __iter__(self):
         return iter(self.epoch_batches()[self.start_batch :])

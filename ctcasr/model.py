@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .errors import ModelError
 from .frontend import FrontEnd
@@ -62,32 +61,73 @@ def merge_config(base: dict, override: dict | None, where: str = "config") -> di
 
 
 class RNNEncoder(nn.Module):
-    """Stacked (Bi)LSTM or Elman RNN over packed sequences.
+    """Stacked (Bi)LSTM or Elman RNN; padding never leaks into a valid frame.
 
-    Packing matters for the backward direction: on a padded batch a plain nn.LSTM would run
-    the reverse pass from the padding into the utterance, so the same audio would get a
-    different transcript depending on what it was batched with.
+    On a padded batch a plain bidirectional nn.LSTM would run the reverse pass from the
+    padding into the utterance, so the same audio would get a different transcript
+    depending on what it was batched with. Packed sequences avoid that, but on CPU they
+    force PyTorch off oneDNN's fused LSTM onto a per-time-step loop: 2.1x slower for a
+    training step (benchmarks/train_throughput.py). So each layer runs its directions as
+    separate unidirectional RNNs on dense tensors: the forward one sees padding only
+    after the valid frames, and the backward one gets every utterance reversed *within its
+    own length* (padding stays at the end), then reversed back. Same outputs as packing
+    (a test compares), at dense speed.
+
+    Parameters live per layer and direction (``layers.{i}.fwd`` / ``.bwd``); state dicts
+    of the older single ``nn.LSTM`` layout (``rnn.weight_ih_l{i}[_reverse]``) still load.
     """
 
     def __init__(self, in_dim: int, hidden: int, layers: int, dropout: float, kind: str):
         super().__init__()
         cls = nn.RNN if kind == "rnn" else nn.LSTM
         self.bidirectional = kind == "blstm"
-        self.rnn = cls(
-            in_dim,
-            hidden,
-            num_layers=layers,
-            batch_first=True,
-            bidirectional=self.bidirectional,
-            dropout=dropout if layers > 1 else 0.0,
-        )
-        self.out_dim = hidden * (2 if self.bidirectional else 1)
+        self.num_layers = layers
+        self.dropout = nn.Dropout(dropout if layers > 1 else 0.0)
+        self.layers = nn.ModuleList()
+        d = in_dim
+        for _ in range(layers):
+            m = nn.Module()
+            m.fwd = cls(d, hidden, batch_first=True)
+            if self.bidirectional:
+                m.bwd = cls(d, hidden, batch_first=True)
+            self.layers.append(m)
+            d = hidden * (2 if self.bidirectional else 1)
+        self.out_dim = d
 
     def forward(self, x, lengths):
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        return out
+        B, T, _ = x.shape
+        t = torch.arange(T, device=x.device)
+        lengths = lengths.to(x.device)
+        valid = t[None, :] < lengths[:, None]                      # [B, T]
+        rev = None
+        if self.bidirectional:
+            # index of frame t after reversing each utterance within its length; padding
+            # frames map to themselves. The permutation is its own inverse.
+            rev = torch.where(valid, lengths[:, None] - 1 - t[None, :], t[None, :])
+        h = x
+        for i, layer in enumerate(self.layers):
+            if i:
+                h = self.dropout(h)
+            f, _ = layer.fwd(h)
+            if rev is not None:
+                idx = rev[:, :, None].expand(-1, -1, h.shape[2])
+                b, _ = layer.bwd(torch.gather(h, 1, idx))
+                b = torch.gather(b, 1, rev[:, :, None].expand(-1, -1, b.shape[2]))
+                f = torch.cat((f, b), dim=2)
+            h = f
+        return h * valid[:, :, None].to(h.dtype)                  # zeros at padding, as packing gave
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # The older layout: one multi-layer nn.LSTM under "rnn." (checkpoints and shipped
+        # models written before the per-direction layout).
+        old = prefix + "rnn."
+        for k in [k for k in state_dict if k.startswith(old)]:
+            name = k[len(old):]                                    # e.g. weight_ih_l2_reverse
+            direction = "bwd" if name.endswith("_reverse") else "fwd"
+            base = name[: -len("_reverse")] if direction == "bwd" else name
+            param, _, layer = base.rpartition("_l")
+            state_dict[f"{prefix}layers.{int(layer)}.{direction}.{param}_l0"] = state_dict.pop(k)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class DNNEncoder(nn.Module):

@@ -1,5 +1,13 @@
 """The training loop, in one file: data -> CTCModel -> CTC loss -> AdamW, with validation,
-checkpoints, resume, AMP on CUDA and a CSV log.
+checkpoints, resume, AMP on CUDA and a CSV log; DistributedDataParallel under torchrun.
+
+Several processes: ``torchrun --nproc_per_node=N -m ctcasr train ...`` (add ``--nnodes`` and
+``--rdzv-*`` for several machines). Each rank takes its own length-bucketed batches from the
+one shuffled epoch order, so ``batch_seconds`` is per rank (per GPU) and one optimizer step
+sees ``world_size * accum_grad`` batches; a single process with ``accum_grad: N`` takes the
+same steps as N ranks. Backend nccl on CUDA (device cuda:LOCAL_RANK), gloo on CPU. Only
+rank 0 writes files and logs; validation runs sharded and its sums are all-reduced. One
+process is the same loop with world size 1 and no process group.
 
 Output directory layout (``--out DIR``):
   DIR/config.yaml, DIR/tokens.txt, DIR/model.pt   the best model so far (a model dir:
@@ -13,6 +21,7 @@ Output directory layout (``--out DIR``):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -24,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from .data import AudioDataset, BucketBatchSampler, check_augment_config, collate, prepare_utterances, read_manifest
 from .decoding import GreedyDecoder
@@ -55,6 +65,8 @@ DEFAULT_TRAIN = {
     "augment": {},
     "log_every": 20,
     "average_last": 0,         # >1: also try the mean of the last N epochs' weights (kept if better)
+    "accum_grad": 1,           # batches per rank accumulated into one optimizer step
+    "max_steps": 0,            # >0: stop after this many optimizer steps (smoke tests, benchmarks)
 }
 
 
@@ -71,6 +83,10 @@ def load_train_config(path) -> tuple:
             raise ConfigError(f"{path}: train: unknown key {k!r} (known: {', '.join(sorted(DEFAULT_TRAIN))})")
         train_cfg[k] = v
     check_augment_config(train_cfg["augment"] or {})
+    for k, lo in (("accum_grad", 1), ("max_steps", 0)):
+        v = train_cfg[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ConfigError(f"{path}: train: {k} must be an integer >= {lo}, not {v!r}")
     return model_cfg, train_cfg
 
 
@@ -186,7 +202,9 @@ def ctc_loss(log_probs, out_lengths, targets, target_lengths):
 
 @torch.no_grad()
 def evaluate_model(model, loader, tokenizer, device, amp_dtype=None):
-    """Validation: mean CTC loss per utterance and greedy WER/CER."""
+    """Validation: mean CTC loss per utterance and greedy WER/CER. Under DDP each rank
+    decodes its shard and the sums (loss, utterances, edit counts) are all-reduced, so
+    every rank returns the figures a single process would compute on the whole set."""
     model.eval()
     dec = GreedyDecoder(tokenizer.decoder_tokens, blank=0, word_delimiter=tokenizer.word_delimiter,
                         input_type="log_probs")
@@ -209,22 +227,95 @@ def evaluate_model(model, loader, tokenizer, device, amp_dtype=None):
             refs.append(tokenizer.decode(batch["targets"][off : off + tl].tolist()))
             off += tl
     w, c = corpus_errors(refs, hyps)
+    fields = ("substitutions", "deletions", "insertions", "hits", "ref_len")
+    sums = _all_reduce_sum([total_loss, n] + [getattr(e, f) for e in (w, c) for f in fields], device)
+    total_loss, n = sums[0], int(sums[1])
+    w = type(w)(**{f: int(v) for f, v in zip(fields, sums[2:7])})
+    c = type(c)(**{f: int(v) for f, v in zip(fields, sums[7:12])})
     return {"loss": total_loss / max(1, n), "wer": w.rate, "cer": c.rate, "utterances": n, "word": w, "char": c}
+
+
+# ------------------------------------------------------------------------- distributed
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _all_reduce_sum(values, device) -> list:
+    """Sum a list of numbers over ranks; the identity with one process. float64, so the
+    integer counts in it stay exact."""
+    if not _distributed():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _barrier():
+    if _distributed():
+        dist.barrier()
+
+
+def _init_distributed(device: str):
+    """(device, rank, world_size, created_group). torchrun sets WORLD_SIZE/RANK/LOCAL_RANK;
+    without it (or with one process) there is no process group and the loop runs as is."""
+    if _distributed():  # a library caller set the group up itself
+        rank, world = dist.get_rank(), dist.get_world_size()
+        dev = pick_device(device)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        return dev, rank, world, False
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return pick_device(device), 0, 1, False
+    dev = pick_device(device)
+    if dev.type == "cuda":
+        if dev.index is None:
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
+    elif dev.type != "cpu":
+        raise CTCASRError(f"distributed training runs on CUDA (nccl) or CPU (gloo), not {dev.type}; "
+                          "pass --device cpu or cuda")
+    dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return dev, dist.get_rank(), dist.get_world_size(), True
+
+
+def _dummy_batch(sample_rate: int) -> dict:
+    """One second of silence with a one-token transcript: what a rank whose batch failed to
+    load feeds the model (with loss weight 0) so that it still joins the gradient all-reduce."""
+    return {"waveforms": torch.zeros(1, sample_rate), "lengths": torch.tensor([sample_rate]),
+            "targets": torch.tensor([1]), "target_lengths": torch.tensor([1])}
 
 
 # ------------------------------------------------------------------------- training
 def train(config_path, train_manifest, valid_manifest, out_dir, resume: bool = False,
           device: str = "auto", epochs: int | None = None, progress: bool = True) -> dict:
+    """Train; see the module docstring. Under torchrun every rank calls this and gets the
+    same result dict (its figures are all-reduced); only rank 0 writes ``out_dir``."""
     model_cfg, cfg = load_train_config(config_path)
     if epochs is not None:
         cfg["epochs"] = int(epochs)
-    out = Path(out_dir)
+    dev, rank, world, created = _init_distributed(device)
+    try:
+        return _train(model_cfg, cfg, train_manifest, valid_manifest, Path(out_dir), resume, dev, rank, world,
+                      progress)
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, rank, world, progress) -> dict:
+    is_main = rank == 0
+    if not is_main:
+        # One voice for the job: rank 0 logs (its figures are global); the others only errors.
+        logging.getLogger("ctcasr").setLevel(logging.ERROR)
+        progress = False
     ckpt_dir = out / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    dev = pick_device(device)
+    if is_main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
-    seed_everything(int(cfg["seed"]))
+    # Ranks draw different dropout/SpecAugment masks; DDP copies rank 0's initial weights to all.
+    seed_everything(int(cfg["seed"]) + rank)
 
     train_utts = read_manifest(train_manifest)
     valid_utts = read_manifest(valid_manifest)
@@ -233,18 +324,18 @@ def train(config_path, train_manifest, valid_manifest, out_dir, resume: bool = F
     if not valid_utts:
         raise DataError(f"{valid_manifest}: no utterances")
 
-    if (out / "tokens.txt").is_file():
-        tok = Tokenizer.load(out / "tokens.txt", **model_cfg["tokenizer"])
-    else:
-        tok = build_tokenizer(model_cfg, train_utts)
-        tok.save(out / "tokens.txt")
+    # Rank 0 writes tokens.txt and cmvn.json when missing; the others wait, then read them.
+    if is_main and not (out / "tokens.txt").is_file():
+        build_tokenizer(model_cfg, train_utts).save(out / "tokens.txt")
+    _barrier()
+    tok = Tokenizer.load(out / "tokens.txt", **model_cfg["tokenizer"])
     model = CTCModel(model_cfg, len(tok))
-    if (out / "cmvn.json").is_file():
-        stats = json.loads((out / "cmvn.json").read_text())
-    else:
+    if is_main and not (out / "cmvn.json").is_file():
         stats = compute_cmvn(model, train_utts, cfg["cmvn_utterances"], cfg["seed"])
         with atomic_open(out / "cmvn.json") as f:
             json.dump(stats, f)
+    _barrier()
+    stats = json.loads((out / "cmvn.json").read_text())
     model.frontend.set_cmvn(stats["mean"], stats["std"])
     model.to(dev)
 
@@ -266,28 +357,39 @@ def train(config_path, train_manifest, valid_manifest, out_dir, resume: bool = F
              len(train_items), sum(u.duration for u, _ in train_items) / 3600, sum(train_skipped.values()),
              len(valid_items), sum(valid_skipped.values()))
 
+    accum = int(cfg["accum_grad"])
     train_ds = AudioDataset(train_items, sr, aug, seed=cfg["seed"], cache=cfg["cache_audio"])
     valid_ds = AudioDataset(valid_items, sr, None, cache=cfg["cache_audio"])
     sampler = BucketBatchSampler(train_ds.durations(), cfg["batch_seconds"], shuffle=True, seed=cfg["seed"],
-                                 max_batch_size=cfg["max_batch_size"])
+                                 max_batch_size=cfg["max_batch_size"], rank=rank, world_size=world,
+                                 batches_per_step=accum)
     valid_sampler = BucketBatchSampler(valid_ds.durations(), cfg["valid_batch_seconds"], shuffle=False,
-                                       max_batch_size=cfg["max_batch_size"])
+                                       max_batch_size=cfg["max_batch_size"], rank=rank, world_size=world,
+                                       drop_last=False)
     nw = int(cfg["num_workers"])
     loader_kw = dict(collate_fn=collate, num_workers=nw, persistent_workers=False)
     if nw:
         loader_kw["prefetch_factor"] = 4
     valid_loader = torch.utils.data.DataLoader(valid_ds, batch_sampler=valid_sampler, **loader_kw)
 
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    steps_per_epoch = len(sampler.epoch_batches())
+    # The same count on every rank (the sampler drops the tail to a multiple of world x accum):
+    # each rank runs exactly this many steps, each ending in the gradient all-reduce.
+    steps_per_epoch = len(sampler.epoch_batches()) // accum
+    if steps_per_epoch == 0:
+        raise ConfigError(f"{len(sampler.batches)} training batch(es) per epoch, fewer than world size x accum_grad "
+                          f"= {world * accum}; lower train.batch_seconds or accum_grad, or use fewer processes")
+    max_steps = int(cfg["max_steps"])
     total_steps = steps_per_epoch * cfg["epochs"]
+    if max_steps:
+        total_steps = min(total_steps, max_steps)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg["warmup_steps"], total_steps, cfg["min_lr_ratio"]))
     amp_dtype, use_scaler = _amp_settings(dev, cfg["amp"])
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
     start_epoch, step, best = 0, 0, None
     last_path = ckpt_dir / "last.pt"
-    if resume:
+    if resume:  # every rank loads the same checkpoint
         if not last_path.is_file():
             raise CTCASRError(f"{last_path}: nothing to resume from (train without --resume first)")
         try:
@@ -300,42 +402,85 @@ def train(config_path, train_manifest, valid_manifest, out_dir, resume: bool = F
         if use_scaler and st.get("scaler"):
             scaler.load_state_dict(st["scaler"])
         start_epoch, step, best = st["epoch"] + 1, st["step"], st.get("best")
-        _set_rng_state(st["rng"])
+        rng_ranks = st.get("rng_ranks") or []
+        if len(rng_ranks) == world:
+            _set_rng_state(rng_ranks[rank])
+        elif is_main:  # saved with another world size: rank 0 continues its stream, the others reseeded
+            _set_rng_state(st["rng"])
         log.info("resumed from %s: epoch %d done, step %d", last_path, st["epoch"] + 1, step)
+
+    ddp_model = model
+    if world > 1:
+        # broadcast_buffers off: the only buffers are the CMVN statistics and the mel
+        # filterbank, identical on every rank and never updated.
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None, broadcast_buffers=False)
 
     log_path = out / "train_log.csv"
     fields = ["epoch", "step", "train_loss", "valid_loss", "valid_cer", "valid_wer", "lr", "epoch_seconds",
               "train_audio_hours", "skipped_batches"]
-    if not resume or not log_path.is_file():
+    if is_main and (not resume or not log_path.is_file()):
         with atomic_open(log_path) as f:
             csv.writer(f).writerow(fields)
 
+    params = list(model.parameters())
     result = {}
     for epoch in range(start_epoch, cfg["epochs"]):
-        model.train()
+        if max_steps and step >= max_steps:
+            break
+        ddp_model.train()
         sampler.set_epoch(epoch)
         train_ds.epoch = epoch
         loader = torch.utils.data.DataLoader(train_ds, batch_sampler=sampler, **loader_kw)
         t0 = time.time()
-        tot_loss, tot_utts, audio_s, bad_batches = 0.0, 0, 0.0, 0
+        tot_loss, tot_utts, audio_s, unreadable, bad_steps = 0.0, 0, 0.0, 0, 0
         bar = _progress(loader, progress, f"epoch {epoch + 1}/{cfg['epochs']}")
-        for batch in bar:
-            if batch is None:
-                bad_batches += 1
-                continue
-            wav = batch["waveforms"].to(dev, non_blocking=True)
-            lens = batch["lengths"].to(dev)
-            with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                lp, olen = model(wav, lens)
-            B = lp.shape[0]
-            loss = ctc_loss(lp, olen, batch["targets"].to(dev), batch["target_lengths"].to(dev)) / B
+        batches = iter(bar)
+        bar = bar if hasattr(bar, "set_postfix") else None
+        for _ in range(steps_per_epoch):
+            if max_steps and step >= max_steps:
+                break
+            micro_batches = [next(batches) for _ in range(accum)]
+            unreadable += sum(b is None for b in micro_batches)  # every utterance of it failed to load
+            n_local = sum(len(b["lengths"]) for b in micro_batches if b is not None)
+            n_step = int(_all_reduce_sum([n_local], dev)[0])
+            if n_step == 0:
+                continue  # nothing loaded on any rank (n_step is global, so all ranks skip alike)
+            # Each rank backpropagates its summed CTC loss times world / n_step, n_step being the
+            # utterances of the whole step (all ranks, all micro-batches). DDP averages the
+            # gradients over ranks (divides by world), so every rank ends up with the gradient of
+            # the mean loss over the global batch: exactly what one process computes from the
+            # same batches with accum_grad = world size, however the utterances fall between
+            # ranks. (A per-rank mean would weight an utterance by 1/its rank's batch size.)
+            # The gradients are then identical on every rank, so clipping and the skip decision
+            # below are global too. With one process and accum_grad 1 this is the batch mean.
+            norm = world / n_step
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            step_loss, step_audio_s = 0.0, 0.0
+            for micro, batch in enumerate(micro_batches):
+                last = micro == accum - 1
+                weight = norm
+                if batch is None:
+                    if not (world > 1 and last):
+                        continue
+                    batch, weight = _dummy_batch(sr), 0.0  # still join the all-reduce
+                # Only the step's last backward all-reduces; the earlier ones accumulate locally.
+                sync = contextlib.nullcontext() if last or world == 1 else ddp_model.no_sync()
+                with sync:
+                    wav = batch["waveforms"].to(dev, non_blocking=True)
+                    lens = batch["lengths"].to(dev)
+                    with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        lp, olen = ddp_model(wav, lens)
+                    loss = ctc_loss(lp, olen, batch["targets"].to(dev), batch["target_lengths"].to(dev))
+                    scaler.scale(loss * weight).backward()
+                if weight:
+                    step_loss += loss.item()
+                    step_audio_s += float(lens.sum()) / sr
             scaler.unscale_(opt)
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-            if not torch.isfinite(loss) or not torch.isfinite(gnorm):
+            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
+            if not torch.isfinite(gnorm):
                 # A non-finite step would poison the weights; skip it and say so at epoch end.
-                bad_batches += 1
+                bad_steps += 1
                 opt.zero_grad(set_to_none=True)
                 scaler.update()
                 continue
@@ -343,14 +488,16 @@ def train(config_path, train_manifest, valid_manifest, out_dir, resume: bool = F
             scaler.update()
             sched.step()
             step += 1
-            tot_loss += loss.item() * B
-            tot_utts += B
-            audio_s += float(lens.sum()) / sr
-            if progress and hasattr(bar, "set_postfix") and step % cfg["log_every"] == 0:
+            tot_loss, tot_utts, audio_s = tot_loss + step_loss, tot_utts + n_local, audio_s + step_audio_s
+            if bar is not None and step % cfg["log_every"] == 0:
                 bar.set_postfix(loss=f"{tot_loss / max(1, tot_utts):.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+        if bar is not None:
+            bar.close()
         epoch_s = time.time() - t0
         v = evaluate_model(model, valid_loader, tok, dev, amp_dtype)
+        tot_loss, tot_utts, audio_s, unreadable = _all_reduce_sum([tot_loss, tot_utts, audio_s, unreadable], dev)
         train_loss = tot_loss / max(1, tot_utts)
+        bad_batches = int(unreadable) + bad_steps * world * accum
         log.info("epoch %d: train loss %.4f, valid loss %.4f, CER %.2f%%, WER %.2f%% (%.0fs, %.1f audio-s/s)",
                  epoch + 1, train_loss, v["loss"], 100 * v["cer"], 100 * v["wer"], epoch_s, audio_s / max(epoch_s, 1e-9))
         if bad_batches:
@@ -359,39 +506,58 @@ def train(config_path, train_manifest, valid_manifest, out_dir, resume: bool = F
         improved = best is None or key < tuple(best)
         if improved:
             best = list(key)
-            save_model_dir(model, tok, out)
-        state = {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "scaler": scaler.state_dict() if use_scaler else {},
-            "epoch": epoch,
-            "step": step,
-            "best": best,
-            "rng": _rng_state(),
-            "config": json.dumps({"model": model_cfg, "train": cfg}),
-        }
-        atomic_torch_save(state, last_path)
-        if improved:
-            atomic_torch_save(state, ckpt_dir / "best.pt")
-        n_avg = int(cfg["average_last"])
-        if n_avg > 1:
-            atomic_torch_save(model.state_dict(), ckpt_dir / f"epoch{epoch + 1}.pt")
-            old = ckpt_dir / f"epoch{epoch + 1 - n_avg}.pt"
-            if old.is_file():
-                old.unlink()
-        with open(log_path, "a", newline="") as f:
-            csv.writer(f).writerow([epoch + 1, step, f"{train_loss:.5f}", f"{v['loss']:.5f}", f"{v['cer']:.5f}",
-                                    f"{v['wer']:.5f}", f"{sched.get_last_lr()[0]:.3e}", f"{epoch_s:.1f}",
-                                    f"{audio_s / 3600:.4f}", bad_batches])
+        rng_ranks = [None] * world
+        if world > 1:
+            dist.all_gather_object(rng_ranks, _rng_state())
+        else:
+            rng_ranks = [_rng_state()]
+        if is_main:
+            _save_epoch(model, tok, out, ckpt_dir, cfg, model_cfg, opt, sched, scaler, use_scaler, epoch, step, best,
+                        improved, rng_ranks)
+            with open(log_path, "a", newline="") as f:
+                csv.writer(f).writerow([epoch + 1, step, f"{train_loss:.5f}", f"{v['loss']:.5f}", f"{v['cer']:.5f}",
+                                        f"{v['wer']:.5f}", f"{sched.get_last_lr()[0]:.3e}", f"{epoch_s:.1f}",
+                                        f"{audio_s / 3600:.4f}", bad_batches])
         result = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": v["loss"], "valid_cer": v["cer"],
-                  "valid_wer": v["wer"], "best_cer": best[0], "skipped_utterances": sum(train_skipped.values())}
+                  "valid_wer": v["wer"], "best_cer": best[0], "skipped_utterances": sum(train_skipped.values()),
+                  "step": step}
     if int(cfg["average_last"]) > 1 and result:
-        result["averaged"] = _try_average(model, tok, out, ckpt_dir, cfg, valid_loader, dev, amp_dtype, best)
-    if not (out / "model.pt").is_file():
+        _barrier()  # the other ranks read the epoch files rank 0 has just written
+        result["averaged"] = _try_average(model, tok, out, ckpt_dir, cfg, valid_loader, dev, amp_dtype, best,
+                                          is_main)
+    if is_main and not (out / "model.pt").is_file():
         # Resumed a finished run, or zero epochs: make sure a model dir exists.
         save_model_dir(model, tok, out)
+    _barrier()  # nobody returns (and tears the group down) while rank 0 is still writing
     return result
+
+
+def _save_epoch(model, tok, out, ckpt_dir, cfg, model_cfg, opt, sched, scaler, use_scaler, epoch, step, best,
+                improved, rng_ranks):
+    """Rank 0 at the end of an epoch: model dir (if best), last/best checkpoints, epoch weights."""
+    if improved:
+        save_model_dir(model, tok, out)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "scaler": scaler.state_dict() if use_scaler else {},
+        "epoch": epoch,
+        "step": step,
+        "best": best,
+        "rng": rng_ranks[0],
+        "rng_ranks": rng_ranks,
+        "config": json.dumps({"model": model_cfg, "train": cfg}),
+    }
+    atomic_torch_save(state, ckpt_dir / "last.pt")
+    if improved:
+        atomic_torch_save(state, ckpt_dir / "best.pt")
+    n_avg = int(cfg["average_last"])
+    if n_avg > 1:
+        atomic_torch_save(model.state_dict(), ckpt_dir / f"epoch{epoch + 1}.pt")
+        old = ckpt_dir / f"epoch{epoch + 1 - n_avg}.pt"
+        if old.is_file():
+            old.unlink()
 
 
 def average_state_dicts(states: list) -> dict:
@@ -405,11 +571,12 @@ def average_state_dicts(states: list) -> dict:
     return avg
 
 
-def _try_average(model, tok, out, ckpt_dir, cfg, valid_loader, dev, amp_dtype, best):
+def _try_average(model, tok, out, ckpt_dir, cfg, valid_loader, dev, amp_dtype, best, is_main=True):
     """Average the weights of the last ``average_last`` epochs (as ESPnet and WeNet recipes
     do: late-training weights wander around a minimum, their mean sits nearer its centre)
     and keep the average as the model dir's model.pt only if it validates at least as well
-    as the best single epoch. Returns a summary dict."""
+    as the best single epoch. Returns a summary dict. Every rank validates (its shard);
+    rank 0 writes."""
     n = int(cfg["average_last"])
     files = sorted(ckpt_dir.glob("epoch*.pt"), key=lambda p: int(p.stem[5:]))[-n:]
     if len(files) < 2:
@@ -423,7 +590,7 @@ def _try_average(model, tok, out, ckpt_dir, cfg, valid_loader, dev, amp_dtype, b
     log.info("average of epochs %d-%d: valid loss %.4f, CER %.2f%%, WER %.2f%% -> %s", epochs[0], epochs[-1],
              v["loss"], 100 * v["cer"], 100 * v["wer"],
              "used as the model" if used else f"kept the best single epoch (CER {100 * best[0]:.2f}%)")
-    if used:
+    if used and is_main:
         save_model_dir(model, tok, out)
     return {"used": used, "epochs": epochs, "valid_loss": v["loss"], "valid_cer": v["cer"], "valid_wer": v["wer"]}
 

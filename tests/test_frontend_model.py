@@ -93,6 +93,29 @@ def _model_dir(tmp_path):
     return save_model_dir(m, tok, tmp_path / "model"), m, tok
 
 
+@pytest.mark.parametrize("kind", ["blstm", "lstm", "rnn"])
+def test_dense_encoder_equals_packed_nn_lstm_and_loads_its_state_dict(kind):
+    """The per-direction dense encoder computes what a packed multi-layer nn.LSTM/nn.RNN
+    does, and state dicts of that older layout (the first shipped model's) load into it."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from ctcasr.model import RNNEncoder
+
+    torch.manual_seed(0)
+    old = (torch.nn.RNN if kind == "rnn" else torch.nn.LSTM)(12, 8, num_layers=3, batch_first=True,
+                                                             bidirectional=kind == "blstm")
+    enc = RNNEncoder(12, 8, 3, 0.0, kind)
+    enc.load_state_dict({"rnn." + k: v for k, v in old.state_dict().items()}, strict=True)
+    x, lengths = torch.randn(4, 20, 12), torch.tensor([20, 13, 5, 1])
+    ref, _ = old(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    ref, _ = pad_packed_sequence(ref, batch_first=True, total_length=20)
+    out = enc(x, lengths)
+    assert out.shape == ref.shape
+    assert torch.allclose(out, ref, atol=1e-5)
+    out.sum().backward()  # and it trains
+    assert all(p.grad is not None for p in enc.parameters())
+
+
 def test_model_dir_round_trip(tmp_path):
     d, m, tok = _model_dir(tmp_path)
     assert sorted(p.name for p in d.iterdir()) == ["config.yaml", "model.pt", "tokens.txt"]
