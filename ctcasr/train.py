@@ -13,7 +13,8 @@ Output directory layout (``--out DIR``):
   DIR/config.yaml, DIR/tokens.txt, DIR/model.pt   the best model so far (a model dir:
                                                   ``ctcasr transcribe --model DIR`` works)
   DIR/cmvn.json                                   front-end statistics (from ``prepare``)
-  DIR/checkpoints/last.pt                         full training state, for ``--resume``
+  DIR/checkpoints/last.pt                         full training state, for ``--resume`` (end of
+                                                  an epoch, or mid-epoch with checkpoint_every_steps)
   DIR/checkpoints/best.pt                         the same state at the best epoch
   DIR/checkpoints/epochN.pt                       weights of the last ``average_last`` epochs
   DIR/train_log.csv                               one row per epoch
@@ -67,6 +68,7 @@ DEFAULT_TRAIN = {
     "average_last": 0,         # >1: also try the mean of the last N epochs' weights (kept if better)
     "accum_grad": 1,           # batches per rank accumulated into one optimizer step
     "max_steps": 0,            # >0: stop after this many optimizer steps (smoke tests, benchmarks)
+    "checkpoint_every_steps": 0,  # >0: also write checkpoints/last.pt every N optimizer steps mid-epoch
 }
 
 
@@ -83,7 +85,7 @@ def load_train_config(path) -> tuple:
             raise ConfigError(f"{path}: train: unknown key {k!r} (known: {', '.join(sorted(DEFAULT_TRAIN))})")
         train_cfg[k] = v
     check_augment_config(train_cfg["augment"] or {})
-    for k, lo in (("accum_grad", 1), ("max_steps", 0)):
+    for k, lo in (("accum_grad", 1), ("max_steps", 0), ("checkpoint_every_steps", 0)):
         v = train_cfg[k]
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ConfigError(f"{path}: train: {k} must be an integer >= {lo}, not {v!r}")
@@ -388,6 +390,8 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
     start_epoch, step, best = 0, 0, None
+    resume_pos = 0  # steps (loop iterations) of start_epoch already done, when resuming mid-epoch
+    resume_sums = None
     last_path = ckpt_dir / "last.pt"
     if resume:  # every rank loads the same checkpoint
         if not last_path.is_file():
@@ -401,13 +405,26 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
         sched.load_state_dict(st["scheduler"])
         if use_scaler and st.get("scaler"):
             scaler.load_state_dict(st["scaler"])
-        start_epoch, step, best = st["epoch"] + 1, st["step"], st.get("best")
+        step, best = st["step"], st.get("best")
         rng_ranks = st.get("rng_ranks") or []
         if len(rng_ranks) == world:
             _set_rng_state(rng_ranks[rank])
         elif is_main:  # saved with another world size: rank 0 continues its stream, the others reseeded
             _set_rng_state(st["rng"])
-        log.info("resumed from %s: epoch %d done, step %d", last_path, st["epoch"] + 1, step)
+        if st.get("epoch_complete", True):  # checkpoints from before step checkpoints are all epoch ends
+            start_epoch = st["epoch"] + 1
+            log.info("resumed from %s: epoch %d done, step %d", last_path, st["epoch"] + 1, step)
+        else:
+            start_epoch = st["epoch"]
+            resume_pos = _mid_epoch_position(st, world, accum, last_path)
+            resume_sums = dict(st["epoch_sums"])
+            # The sums saved are global (all-reduced); rank 0 carries them and the others start
+            # from zero, so the epoch-end all-reduce gives the uninterrupted run's totals.
+            # (bad_steps is counted alike on every rank, so every rank keeps it.)
+            if not is_main:
+                resume_sums.update(loss=0.0, utterances=0, audio_s=0.0, unreadable=0)
+            log.info("resumed from %s: epoch %d, %d of %d steps done, step %d", last_path, st["epoch"] + 1,
+                     resume_pos, steps_per_epoch, step)
 
     ddp_model = model
     if world > 1:
@@ -422,6 +439,16 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     if is_main and (not resume or not log_path.is_file()):
         with atomic_open(log_path) as f:
             csv.writer(f).writerow(fields)
+    elif is_main:
+        # A kill between an epoch's log row and its checkpoint leaves a row for an epoch that
+        # is about to be redone; drop it so the log never holds an epoch twice.
+        with open(log_path, newline="") as f:
+            rows = list(csv.reader(f))
+        keep = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= start_epoch]
+        if len(keep) != len(rows):
+            with atomic_open(log_path) as f:
+                csv.writer(f).writerows(keep)
+    ckpt_every = int(cfg["checkpoint_every_steps"])
 
     params = list(model.parameters())
     result = {}
@@ -429,15 +456,32 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
         if max_steps and step >= max_steps:
             break
         ddp_model.train()
-        sampler.set_epoch(epoch)
+        first = resume_pos if epoch == start_epoch else 0
+        # Skip the batches a mid-epoch checkpoint had consumed: the rest are exactly the ones
+        # the uninterrupted run would see (the order depends only on seed and epoch).
+        sampler.set_epoch(epoch, start_batch=first * accum)
         train_ds.epoch = epoch
         loader = torch.utils.data.DataLoader(train_ds, batch_sampler=sampler, **loader_kw)
+        # Creating the loader's iterator draws a worker base seed from the global torch RNG.
+        # An uninterrupted run draws it at the start of the epoch, before the state a
+        # mid-epoch checkpoint saved; a run resumed mid-epoch draws it again after restoring
+        # that state, which would shift its dropout/SpecAugment masks. So put the state back.
+        # (Augmentation is seeded per utterance, so the worker seed itself does not matter.)
+        # Not a dedicated generator: that would change the random stream of every run.
+        rng_before = _rng_state() if first else None
+        data_iter = iter(loader)
+        if rng_before is not None:
+            _set_rng_state(rng_before)
         t0 = time.time()
         tot_loss, tot_utts, audio_s, unreadable, bad_steps = 0.0, 0, 0.0, 0, 0
-        bar = _progress(loader, progress, f"epoch {epoch + 1}/{cfg['epochs']}")
+        if first:
+            tot_loss, tot_utts, audio_s = resume_sums["loss"], int(resume_sums["utterances"]), resume_sums["audio_s"]
+            unreadable, bad_steps = int(resume_sums["unreadable"]), int(resume_sums["bad_steps"])
+            t0 -= resume_sums["seconds"]
+        bar = _progress(data_iter, progress, f"epoch {epoch + 1}/{cfg['epochs']}")
         batches = iter(bar)
         bar = bar if hasattr(bar, "set_postfix") else None
-        for _ in range(steps_per_epoch):
+        for pos in range(first, steps_per_epoch):
             if max_steps and step >= max_steps:
                 break
             micro_batches = [next(batches) for _ in range(accum)]
@@ -491,6 +535,20 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
             tot_loss, tot_utts, audio_s = tot_loss + step_loss, tot_utts + n_local, audio_s + step_audio_s
             if bar is not None and step % cfg["log_every"] == 0:
                 bar.set_postfix(loss=f"{tot_loss / max(1, tot_utts):.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            # Not after the epoch's last step: the epoch-end checkpoint follows at once.
+            if ckpt_every and step % ckpt_every == 0 and pos + 1 < steps_per_epoch:
+                g = _all_reduce_sum([tot_loss, tot_utts, audio_s, unreadable], dev)
+                sums = {"loss": g[0], "utterances": int(g[1]), "audio_s": g[2], "unreadable": int(g[3]),
+                        "bad_steps": bad_steps, "seconds": time.time() - t0}
+                rng_ranks = _gather_rng(world)
+                if is_main:
+                    state = _checkpoint_state(model, opt, sched, scaler, use_scaler, epoch, step, best, rng_ranks,
+                                              cfg, model_cfg)
+                    state.update(epoch_complete=False, epoch_pos=pos + 1, world_size=world, accum_grad=accum,
+                                 epoch_sums=sums)
+                    atomic_torch_save(state, last_path)
+                    log.info("step %d: checkpoint (epoch %d, %d of %d steps)", step, epoch + 1, pos + 1,
+                             steps_per_epoch)
         if bar is not None:
             bar.close()
         epoch_s = time.time() - t0
@@ -506,18 +564,17 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
         improved = best is None or key < tuple(best)
         if improved:
             best = list(key)
-        rng_ranks = [None] * world
-        if world > 1:
-            dist.all_gather_object(rng_ranks, _rng_state())
-        else:
-            rng_ranks = [_rng_state()]
+        rng_ranks = _gather_rng(world)
         if is_main:
-            _save_epoch(model, tok, out, ckpt_dir, cfg, model_cfg, opt, sched, scaler, use_scaler, epoch, step, best,
-                        improved, rng_ranks)
+            # The log row first, then the checkpoint: a kill in between leaves a row that the
+            # resume drops and rewrites, never a finished epoch without its row.
             with open(log_path, "a", newline="") as f:
                 csv.writer(f).writerow([epoch + 1, step, f"{train_loss:.5f}", f"{v['loss']:.5f}", f"{v['cer']:.5f}",
                                         f"{v['wer']:.5f}", f"{sched.get_last_lr()[0]:.3e}", f"{epoch_s:.1f}",
                                         f"{audio_s / 3600:.4f}", bad_batches])
+            _save_epoch(model, tok, out, ckpt_dir, cfg, model_cfg, opt, sched, scaler, use_scaler, epoch, step, best,
+                        improved, rng_ranks)
+            log.info("step %d: checkpoint (end of epoch %d)", step, epoch + 1)
         result = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": v["loss"], "valid_cer": v["cer"],
                   "valid_wer": v["wer"], "best_cer": best[0], "skipped_utterances": sum(train_skipped.values()),
                   "step": step}
@@ -532,12 +589,17 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     return result
 
 
-def _save_epoch(model, tok, out, ckpt_dir, cfg, model_cfg, opt, sched, scaler, use_scaler, epoch, step, best,
-                improved, rng_ranks):
-    """Rank 0 at the end of an epoch: model dir (if best), last/best checkpoints, epoch weights."""
-    if improved:
-        save_model_dir(model, tok, out)
-    state = {
+def _gather_rng(world) -> list:
+    """Every rank's RNG states (a collective under DDP: all ranks must call it)."""
+    if world == 1:
+        return [_rng_state()]
+    rng_ranks = [None] * world
+    dist.all_gather_object(rng_ranks, _rng_state())
+    return rng_ranks
+
+
+def _checkpoint_state(model, opt, sched, scaler, use_scaler, epoch, step, best, rng_ranks, cfg, model_cfg) -> dict:
+    return {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
@@ -549,6 +611,28 @@ def _save_epoch(model, tok, out, ckpt_dir, cfg, model_cfg, opt, sched, scaler, u
         "rng_ranks": rng_ranks,
         "config": json.dumps({"model": model_cfg, "train": cfg}),
     }
+
+
+def _mid_epoch_position(st, world, accum, path) -> int:
+    """Steps of the checkpoint's epoch to skip in this run. The batches consumed so far are a
+    prefix of the one epoch order (rank r had taken batches r, r+W, ...), so a different
+    world size x accum_grad can continue only if it divides that prefix evenly."""
+    consumed = int(st["epoch_pos"]) * int(st["world_size"]) * int(st["accum_grad"])
+    group = world * accum
+    if consumed % group:
+        raise CTCASRError(f"{path}: a mid-epoch checkpoint after {consumed} batches cannot be continued with "
+                          f"world size x accum_grad = {group}; resume with {st['world_size']} process(es) and "
+                          f"accum_grad {st['accum_grad']}")
+    return consumed // group
+
+
+def _save_epoch(model, tok, out, ckpt_dir, cfg, model_cfg, opt, sched, scaler, use_scaler, epoch, step, best,
+                improved, rng_ranks):
+    """Rank 0 at the end of an epoch: model dir (if best), last/best checkpoints, epoch weights."""
+    if improved:
+        save_model_dir(model, tok, out)
+    state = _checkpoint_state(model, opt, sched, scaler, use_scaler, epoch, step, best, rng_ranks, cfg, model_cfg)
+    state["epoch_complete"] = True
     atomic_torch_save(state, ckpt_dir / "last.pt")
     if improved:
         atomic_torch_save(state, ckpt_dir / "best.pt")
