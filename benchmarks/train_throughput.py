@@ -10,10 +10,11 @@ One run measures, interleaved step by step so that both see the same machine loa
     direction as the config's encoder, no dropout) forward + backward of a sum loss, on
     random input of exactly the shape of each real batch ``[B, T_max, n_mels * stack]``
     (dense, so every frame counts as ``frame_shift`` seconds of audio); (a') the same
-    LSTM on the same input packed to the batch's real lengths, as ``RNNEncoder`` runs it;
+    LSTM on the same input packed to the batch's real lengths (how ``RNNEncoder`` ran it
+    before it switched to dense per-direction LSTMs; kept to show the difference);
 (b) ctcasr's full training step on real synthesized speech: load the wavs and collate
     (``AudioDataset``, ``collate``; no waveform augmentation), ``CTCModel`` in train mode
-    (front end with the config's VTLP / utterance CMN / SpecAugment, packed BiLSTM,
+    (front end with the config's VTLP / utterance CMN / SpecAugment, the BiLSTM encoder,
     dropout, head, log_softmax), ``ctcasr.train.ctc_loss`` / B, backward, grad-norm clip,
     AdamW step, LR scheduler step: the body of the loop in ``ctcasr.train.train``;
 (c) the matmul peak: ``torch.mm`` of two square fp32 matrices (MKL's sgemm) and the same

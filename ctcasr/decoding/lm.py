@@ -273,7 +273,8 @@ class NGramLM:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".arpa", dir=d)
         try:
             # mkstemp makes 0600 files; give the ARPA the mode a plain open() would (a
-            # shipped model dir must be readable by every user).
+            # shipped model dir must be readable by every user). Same as ctcasr.utils'
+            # atomic_open, not imported: ctcasr.decoding depends on nothing else in ctcasr.
             umask = os.umask(0)
             os.umask(umask)
             os.fchmod(fd, 0o666 & ~umask)
