@@ -42,28 +42,130 @@ def cmd_train(a):
     return 0
 
 
-def cmd_transcribe(a):
-    from .transcribe import Transcriber
+def _collect_inputs(items):
+    """Expand FILE/DIR/MANIFEST arguments into (utterances, output names, errors).
 
-    asr = Transcriber.load(a.model, device=a.device, decoder=a.decoder, **_beam_options(a))
-    t0 = time.time()
-    results = asr.transcribe_files(a.files, batch_size=a.batch_size, progress=sys.stderr.isatty())
-    failed = 0
-    audio_s = 0.0
-    for path, r in zip(a.files, results):
+    A directory with a ``wav.scp`` is a Kaldi data dir; any other directory is searched
+    recursively for audio files (by extension, sorted); ``*.json``/``*.jsonl`` files are
+    manifests; anything else is an audio file. The output name (for --output-dir) is the
+    path relative to the directory given, the file's stem, or the utterance id.
+    """
+    from pathlib import Path
+
+    from .audio import AUDIO_EXTENSIONS
+    from .data import Utterance, read_kaldi_dir, read_manifest
+    from .errors import CTCASRError
+
+    utts, names, errors = [], [], []
+    for item in items:
+        p = Path(item)
+        try:
+            if p.is_dir() and (p / "wav.scp").is_file():
+                found = read_kaldi_dir(p)
+                utts += found
+                names += [u.id for u in found]
+            elif p.is_dir():
+                files = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file())
+                if not files:
+                    raise CTCASRError(f"{item}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this directory")
+                for f in files:
+                    utts.append(Utterance(str(f), str(f), 0.0, ""))
+                    names.append(str(f.relative_to(p).with_suffix("")))
+            elif p.suffix.lower() in (".json", ".jsonl"):
+                found = read_manifest(p, require_text=False)
+                utts += found
+                names += [u.id for u in found]
+            else:
+                utts.append(Utterance(item, item, 0.0, ""))
+                names.append(p.stem or "audio")
+        except CTCASRError as e:
+            errors.append(e)
+    seen: dict = {}
+    for i, n in enumerate(names):
+        # Two inputs with one name (a/x.wav, b/x.wav) must not overwrite each other's output.
+        k = seen.get(n, 0)
+        seen[n] = k + 1
+        if k:
+            names[i] = f"{n}-{k + 1}"
+    return utts, names, errors
+
+
+def _parse_hotwords(specs):
+    hot = {}
+    for s in specs or []:
+        word, _, weight = s.rpartition(":") if ":" in s else (s, "", "")
+        try:
+            hot[word.strip()] = float(weight) if weight else 5.0
+        except ValueError:
+            raise ValueError(f"--hotword {s!r}: weight {weight!r} is not a number (use WORD or WORD:WEIGHT)") from None
+        if not word.strip():
+            raise ValueError(f"--hotword {s!r}: empty word")
+    return hot or None
+
+
+def cmd_transcribe(a):
+    from pathlib import Path
+
+    from .formats import render
+    from .transcribe import Transcriber
+    from .utils import atomic_write_text
+
+    utts, names, errors = _collect_inputs(a.inputs)
+    for e in errors:
+        print(f"ctcasr: error: {e}", file=sys.stderr)
+    if a.format in ("srt", "vtt") and not a.output_dir and len(utts) > 1:
+        raise ValueError(f"--format {a.format} writes one subtitle file per input: give --output-dir "
+                         f"for {len(utts)} inputs")
+    hot = _parse_hotwords(a.hotword)
+    if hot and a.decoder == "greedy":
+        raise ValueError("--hotword needs beam search: drop --decoder greedy")
+    opts = _beam_options(a)
+    if hot:
+        opts["hotwords"] = hot
+    asr = Transcriber.load(a.model, device=a.device, decoder="beam" if hot and a.decoder == "auto" else a.decoder,
+                           **opts)
+    joiner = " " if asr.tokenizer.word_delimiter is not None else ""
+    ext = {"txt": ".txt", "json": ".json", "srt": ".srt", "vtt": ".vtt", "ctm": ".ctm"}[a.format]
+    out_dir = Path(a.output_dir) if a.output_dir else None
+    state = {"failed": 0, "audio_s": 0.0, "next": 0}
+    pending: dict = {}
+
+    def emit(i, r):
+        u = utts[i]
         if isinstance(r, Exception):
-            failed += 1
-            print(f"ctcasr: error: {r}", file=sys.stderr)
-            continue
-        audio_s += r.duration_s
-        print(f"{path}\t{r.text}", flush=True)
+            state["failed"] += 1
+            print(f"ctcasr: error: {r}", file=sys.stderr, flush=True)
+            return
+        state["audio_s"] += r.duration_s
+        if out_dir is not None:
+            atomic_write_text(out_dir / (names[i] + ext), render(r, a.format, u.audio_filepath, names[i], joiner))
+        elif a.format == "txt":
+            print(f"{u.audio_filepath}\t{r.text}", flush=True)
+        else:
+            sys.stdout.write(render(r, a.format, u.audio_filepath, names[i], joiner))
+            sys.stdout.flush()
+
+    def on_result(i, r):
+        # Results arrive sorted by duration; stdout keeps the input order (a small reorder
+        # buffer), files in --output-dir are written the moment they are ready.
+        if out_dir is not None:
+            emit(i, r)
+            return
+        pending[i] = r
+        while state["next"] in pending:
+            emit(state["next"], pending.pop(state["next"]))
+            state["next"] += 1
+
+    t0 = time.time()
+    asr.transcribe_utterances(utts, batch_size=a.batch_size, progress=sys.stderr.isatty(), on_result=on_result)
     wall = time.time() - t0
-    if a.files:
-        rtf = wall / audio_s if audio_s else float("nan")
-        log.info("%d file(s), %.1f s of audio in %.2f s (RTF %.4f)%s", len(a.files) - failed, audio_s, wall, rtf,
-                 f", {failed} failed" if failed else "")
-    if failed:
-        print(f"ctcasr: {failed} of {len(a.files)} file(s) failed", file=sys.stderr)
+    failed = state["failed"] + len(errors)
+    n_ok = len(utts) - state["failed"]
+    if not a.quiet:
+        rtf = f"RTF {wall / state['audio_s']:.4f}" if state["audio_s"] else "RTF n/a"
+        print(f"ctcasr: transcribed {n_ok} file(s), {state['audio_s']:.1f} s of audio in {wall:.2f} s ({rtf})"
+              + (f"; {failed} failed" if failed else "")
+              + (f"; outputs in {out_dir}" if out_dir is not None else ""), file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -150,14 +252,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("transcribe", help="transcribe audio files", description="Print PATH<TAB>TEXT for "
-                       "each audio file. Files that fail are reported on stderr and skipped; the exit "
-                       "status is 1 if any failed.")
-    s.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, mp3, ...)")
+    s = sub.add_parser("transcribe", help="transcribe audio files, directories and manifests",
+                       description="Transcribe audio of any length. Inputs: audio files, directories "
+                       "(searched recursively for audio files), JSON-lines manifests and Kaldi data dirs. "
+                       "Without --output-dir the transcripts go to stdout in input order (txt: PATH<TAB>TEXT "
+                       "a line; json: one JSON object a line; ctm: one word a line). Files that fail are "
+                       "reported on stderr and skipped; the exit status is 1 if any failed.")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file (wav, flac, ogg, mp3, ...), "
+                   "directory, manifest (.json/.jsonl) or Kaldi data dir")
     s.add_argument("--model", default=None, help="model directory or shipped model name (default: digits)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    s.add_argument("--format", default="txt", choices=["txt", "json", "srt", "vtt", "ctm"],
+                   help="output format (json/srt/vtt/ctm carry word times in seconds)")
+    s.add_argument("--output-dir", "-o", help="write one file per input here (NAME.FORMAT, NAME = the "
+                   "input's stem, path under the directory given, or utterance id)")
     _add_decoder_args(s)
-    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--hotword", action="append", metavar="WORD[:WEIGHT]",
+                   help="add WEIGHT (default 5, in log-probability units) each time the beam search "
+                   "writes WORD; repeatable; implies beam search")
+    s.add_argument("--batch-size", type=int, default=8, help="files (or windows of a long file) per model call")
     s.set_defaults(func=cmd_transcribe)
 
     s = sub.add_parser("evaluate", help="WER/CER of a model on a manifest",
@@ -198,7 +311,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("exp_dir", metavar="EXP_DIR", help="a `ctcasr train --out` directory")
     s.add_argument("-o", "--output", help="PNG to write (default EXP_DIR/training.png)")
     s.set_defaults(func=cmd_plot_training)
+
+    from .export import add_parser as add_export_parser
+
+    add_export_parser(sub)
+    _add_global_options(sub)
     return p
+
+
+def _add_global_options(sub):
+    """Accept -v/-q after the command too (`ctcasr transcribe x.wav -q`), as users type them.
+    SUPPRESS keeps a sub-command's absent flag from overwriting the top-level value."""
+    for s in sub.choices.values():
+        if any("--quiet" in a.option_strings for a in s._actions):
+            continue
+        s.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
+        s.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="warnings and errors only")
+        for child in s._actions:
+            if isinstance(child, argparse._SubParsersAction):
+                _add_global_options(child)
 
 
 def main(argv=None) -> int:

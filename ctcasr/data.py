@@ -17,7 +17,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -37,8 +37,10 @@ class Utterance:
 
 
 # ----------------------------------------------------------------------------- readers
-def read_manifest(path) -> list:
-    """Read a JSON-lines manifest. Malformed lines raise DataError naming file:line."""
+def read_manifest(path, require_text: bool = True) -> list:
+    """Read a JSON-lines manifest. Malformed lines raise DataError naming file:line.
+
+    ``require_text=False`` (transcription input) accepts lines without ``text``."""
     path = Path(path)
     if path.is_dir():
         return read_kaldi_dir(path)
@@ -46,9 +48,12 @@ def read_manifest(path) -> list:
         raise DataError(f"{path}: manifest not found")
     base = path.resolve().parent
     utts, seen = [], {}
-    with open(path, encoding="utf-8", errors="strict") as f:
+    # utf-8-sig: a byte-order mark (editors on Windows write one) is not part of line 1.
+    with open(path, encoding="utf-8-sig", errors="strict") as f:
         try:
-            lines = f.read().splitlines()
+            # JSON lines are separated by "\n" only: splitlines() would also cut at U+2028,
+            # U+0085 etc., which json.dumps(ensure_ascii=False) leaves raw inside strings.
+            lines = f.read().split("\n")
         except UnicodeDecodeError as e:
             raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     for n, line in enumerate(lines, start=1):
@@ -58,18 +63,35 @@ def read_manifest(path) -> list:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{n}: not a JSON object ({e.msg})") from None
+        except RecursionError:
+            raise DataError(f"{path}:{n}: not a manifest record (JSON nested too deeply)") from None
+        except ValueError as e:  # e.g. an integer of more than 4300 digits
+            raise DataError(f"{path}:{n}: not a manifest record ({e})") from None
         if not isinstance(rec, dict):
             raise DataError(f"{path}:{n}: expected a JSON object, found {type(rec).__name__}")
+        if not require_text:
+            rec.setdefault("text", "")
         missing = [k for k in ("audio_filepath", "text") if k not in rec]
         if missing:
             raise DataError(f"{path}:{n}: missing key(s) {', '.join(missing)}")
         if not isinstance(rec["text"], str) or not isinstance(rec["audio_filepath"], str):
             raise DataError(f"{path}:{n}: audio_filepath and text must be strings")
+        try:
+            # JSON's "\ud800" escape decodes to a lone surrogate, which no file can hold:
+            # writing it back (a filtered manifest, a transcript) would fail far from here.
+            rec["text"].encode("utf-8"), rec["audio_filepath"].encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataError(f"{path}:{n}: audio_filepath or text holds an unpaired surrogate (a \\udXXX escape)") from None
         audio = rec["audio_filepath"]
+        if not audio.strip():
+            # An empty path would resolve to the manifest's own folder.
+            raise DataError(f"{path}:{n}: audio_filepath is empty")
         audio = audio if os.path.isabs(audio) else str(base / audio)
         try:
+            if isinstance(rec.get("duration"), bool):
+                raise TypeError  # float(true) is 1.0: a bool is a mistake, not a duration
             dur = float(rec["duration"]) if "duration" in rec else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise DataError(f"{path}:{n}: duration {rec['duration']!r} is not a number") from None
         if dur is None:
             from .audio import audio_duration
@@ -80,12 +102,20 @@ def read_manifest(path) -> list:
                 dur = 0.0  # unreadable audio is skipped (and counted) when the data is filtered
         if not (dur >= 0 and math.isfinite(dur)):
             raise DataError(f"{path}:{n}: duration {dur!r} must be a non-negative number")
-        uid = str(rec.get("id") or rec.get("utt_id") or f"{path.stem}-{n:07d}")
+        try:
+            offset = float(rec.get("offset") or 0.0)
+        except (TypeError, ValueError, OverflowError):
+            raise DataError(f"{path}:{n}: offset {rec['offset']!r} is not a number") from None
+        if not (offset >= 0 and math.isfinite(offset)):
+            raise DataError(f"{path}:{n}: offset {offset!r} must be a non-negative number of seconds")
+        # "is not None", not "or": an id of 0 is an id.
+        uid = next((rec[k] for k in ("id", "utt_id") if rec.get(k) not in (None, "")), f"{path.stem}-{n:07d}")
+        uid = str(uid)
         if uid in seen:
             raise DataError(f"{path}:{n}: utterance id {uid!r} already used on line {seen[uid]}")
         seen[uid] = n
         extra = {k: v for k, v in rec.items() if k not in ("audio_filepath", "duration", "text", "offset", "id")}
-        utts.append(Utterance(uid, audio, dur, rec["text"], float(rec.get("offset", 0.0) or 0.0), extra))
+        utts.append(Utterance(uid, audio, dur, rec["text"], offset, extra))
     return utts
 
 
@@ -126,28 +156,33 @@ def read_kaldi_dir(d) -> list:
         p = rest if os.path.isabs(rest) else str((d / rest).resolve())
         wavs[uid] = p
     texts = {uid: t for _, (uid, t) in _read_table(d / "text", 2)}
-    utts = []
+    utts, no_text = [], 0
     if (d / "segments").is_file():
         for n, parts in _read_table(d / "segments", 4):
             uid, rec, start, end = parts[:4]
             if rec not in wavs:
                 raise DataError(f"{d / 'segments'}:{n}: recording {rec!r} not in wav.scp")
-            if uid not in texts:
-                continue
             try:
                 s, e = float(start), float(end)
             except ValueError:
                 raise DataError(f"{d / 'segments'}:{n}: start/end are not numbers") from None
+            if uid not in texts:
+                no_text += 1
+                continue
             utts.append(Utterance(uid, wavs[rec], max(0.0, e - s), texts[uid], s))
     else:
         for uid, p in wavs.items():
             if uid not in texts:
+                no_text += 1
                 continue
             try:
                 dur = audio_duration(p)
             except AudioError:
                 dur = 0.0
             utts.append(Utterance(uid, p, dur, texts[uid]))
+    if no_text:
+        # Kaldi dirs often hold more audio than transcripts; fine, but never silently.
+        log.warning("%s: %d utterance(s) have no line in text; skipped", d, no_text)
     return utts
 
 
@@ -223,8 +258,10 @@ class AudioDataset:
     ``augment`` (a dict, training only) draws per utterance: speed perturbation, gain,
     additive noise at an SNR, reverberation (functions from ctcasr.synth)."""
 
-    def __init__(self, items, sample_rate: int = 16000, augment: Optional[dict] = None, seed: int = 0, cache: bool = False):
+    def __init__(self, items, sample_rate: int = 16000, augment: Optional[dict] = None, seed: int = 0, cache: bool = False,
+                 join_ids: Sequence[int] = ()):
         self.items = items
+        self.join_ids = list(join_ids)  # token ids between two joined utterances (the word delimiter)
         self.sample_rate = sample_rate
         self.augment = augment or {}
         self.seed = seed
@@ -260,8 +297,30 @@ class AudioDataset:
             return None
         if self.augment:
             rng = np.random.default_rng((self.seed, self.epoch, i))
+            if rng.random() < self.augment.get("concat_prob", 0.0):
+                x, ids = self._join_another(i, x, ids, rng)
+            if rng.random() < self.augment.get("edge_trim_prob", 0.0):
+                x = trim_edges(x, rng)
             x = apply_augmentation(x, self.sample_rate, self.augment, rng, others=self._other_speech(i, rng))
         return x, ids, u.id
+
+    def _join_another(self, i, x, ids, rng):
+        """Append a random other utterance after a pause, transcript joined by the word
+        delimiter. Why: every synthesized utterance is one sentence spoken without pauses,
+        so a model trained on them alone has never heard silence *between* words; on long
+        recordings (a window of a meeting holds many sentences and pauses) it then drops
+        the word delimiter across pauses ("nine oh" -> "nineoh") and the word after one."""
+        if len(self.items) < 2:
+            return x, ids
+        j = int(rng.integers(len(self.items) - 1))
+        j += j >= i
+        try:
+            y = self._load(self.items[j][0])
+        except AudioError:
+            return x, ids
+        lo, hi = self.augment.get("concat_pause_s", (0.15, 1.0))
+        gap = np.zeros(int(rng.uniform(lo, hi) * self.sample_rate), np.float32)
+        return np.concatenate([x, gap, y]), list(ids) + self.join_ids + list(self.items[j][1])
 
     def _other_speech(self, i, rng):
         """A callable giving random other utterances of this set (for 'speech' babble)."""
@@ -278,7 +337,21 @@ class AudioDataset:
 
 
 AUGMENT_KEYS = {"speeds", "reverb_prob", "rt60", "noise_prob", "noise_kinds", "snr_db", "babble_talkers",
-                "telephone_prob", "gain_db"}
+                "telephone_prob", "gain_db", "concat_prob", "concat_pause_s", "edge_trim_prob"}
+
+
+def trim_edges(x, rng, threshold: float = 0.01):
+    """Cut a random part of the leading and of the trailing silence (below ``threshold`` of
+    the peak). Why: TTS utterances always start and end with silence, real audio (a window
+    cut out of a long file, a clip trimmed by an app) often starts in the middle of speech;
+    a model that never saw that loses the first letters ("oh zero" -> "h zero")."""
+    a = np.abs(x)
+    loud = np.flatnonzero(a > threshold * max(float(a.max()), 1e-6))
+    if loud.size == 0:
+        return x
+    start = int(rng.integers(0, loud[0] + 1))
+    end = len(x) - int(rng.integers(0, len(x) - loud[-1]))
+    return x[start:end]
 AUGMENT_NOISE_KINDS = ("white", "pink", "brown", "babble", "speech")
 
 
@@ -347,9 +420,11 @@ def apply_augmentation(x, sr, cfg, rng, others=None):
 
 
 def collate(batch):
-    """Pad a list of dataset items into tensors; items that failed to load (None) drop out."""
+    """Pad a list of dataset items into tensors; items that failed to load (None) drop out
+    and are counted in ``"unreadable"``; None when every item failed."""
     import torch
 
+    n_in = len(batch)
     batch = [b for b in batch if b is not None]
     if not batch:
         return None
@@ -359,7 +434,8 @@ def collate(batch):
         wav[i, : len(b[0])] = torch.from_numpy(b[0])
     targets = torch.tensor([t for b in batch for t in b[1]], dtype=torch.long)
     target_lengths = torch.tensor([len(b[1]) for b in batch], dtype=torch.long)
-    return {"waveforms": wav, "lengths": lens, "targets": targets, "target_lengths": target_lengths, "ids": [b[2] for b in batch]}
+    return {"waveforms": wav, "lengths": lens, "targets": targets, "target_lengths": target_lengths, "ids": [b[2] for b in batch],
+            "unreadable": n_in - len(batch)}  # items that failed to load: training counts them
 
 
 class BucketBatchSampler:

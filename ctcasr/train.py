@@ -360,7 +360,8 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
              len(valid_items), sum(valid_skipped.values()))
 
     accum = int(cfg["accum_grad"])
-    train_ds = AudioDataset(train_items, sr, aug, seed=cfg["seed"], cache=cfg["cache_audio"])
+    join_ids = [tok.tokens.index(tok.word_delimiter)] if tok.word_delimiter in tok.tokens else []
+    train_ds = AudioDataset(train_items, sr, aug, seed=cfg["seed"], cache=cfg["cache_audio"], join_ids=join_ids)
     valid_ds = AudioDataset(valid_items, sr, None, cache=cfg["cache_audio"])
     sampler = BucketBatchSampler(train_ds.durations(), cfg["batch_seconds"], shuffle=True, seed=cfg["seed"],
                                  max_batch_size=cfg["max_batch_size"], rank=rank, world_size=world,
@@ -422,7 +423,7 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
             # from zero, so the epoch-end all-reduce gives the uninterrupted run's totals.
             # (bad_steps is counted alike on every rank, so every rank keeps it.)
             if not is_main:
-                resume_sums.update(loss=0.0, utterances=0, audio_s=0.0, unreadable=0)
+                resume_sums.update(loss=0.0, utterances=0, audio_s=0.0, unreadable=0, dropped=0)
             log.info("resumed from %s: epoch %d, %d of %d steps done, step %d", last_path, st["epoch"] + 1,
                      resume_pos, steps_per_epoch, step)
 
@@ -474,9 +475,11 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
             _set_rng_state(rng_before)
         t0 = time.time()
         tot_loss, tot_utts, audio_s, unreadable, bad_steps = 0.0, 0, 0.0, 0, 0
+        dropped = 0  # utterances whose audio failed to load, in batches that still ran
         if first:
             tot_loss, tot_utts, audio_s = resume_sums["loss"], int(resume_sums["utterances"]), resume_sums["audio_s"]
             unreadable, bad_steps = int(resume_sums["unreadable"]), int(resume_sums["bad_steps"])
+            dropped = int(resume_sums.get("dropped", 0))  # absent from older checkpoints
             t0 -= resume_sums["seconds"]
         bar = _progress(data_iter, progress, f"epoch {epoch + 1}/{cfg['epochs']}")
         batches = iter(bar)
@@ -486,6 +489,8 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
                 break
             micro_batches = [next(batches) for _ in range(accum)]
             unreadable += sum(b is None for b in micro_batches)  # every utterance of it failed to load
+            # Some of its utterances failed (each logged by AudioDataset): counted, not just dropped.
+            dropped += sum(b["unreadable"] for b in micro_batches if b is not None)
             n_local = sum(len(b["lengths"]) for b in micro_batches if b is not None)
             n_step = int(_all_reduce_sum([n_local], dev)[0])
             if n_step == 0:
@@ -537,8 +542,9 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
                 bar.set_postfix(loss=f"{tot_loss / max(1, tot_utts):.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
             # Not after the epoch's last step: the epoch-end checkpoint follows at once.
             if ckpt_every and step % ckpt_every == 0 and pos + 1 < steps_per_epoch:
-                g = _all_reduce_sum([tot_loss, tot_utts, audio_s, unreadable], dev)
+                g = _all_reduce_sum([tot_loss, tot_utts, audio_s, unreadable, dropped], dev)
                 sums = {"loss": g[0], "utterances": int(g[1]), "audio_s": g[2], "unreadable": int(g[3]),
+                        "dropped": int(g[4]),
                         "bad_steps": bad_steps, "seconds": time.time() - t0}
                 rng_ranks = _gather_rng(world)
                 if is_main:
@@ -553,13 +559,16 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
             bar.close()
         epoch_s = time.time() - t0
         v = evaluate_model(model, valid_loader, tok, dev, amp_dtype)
-        tot_loss, tot_utts, audio_s, unreadable = _all_reduce_sum([tot_loss, tot_utts, audio_s, unreadable], dev)
+        tot_loss, tot_utts, audio_s, unreadable, dropped = _all_reduce_sum(
+            [tot_loss, tot_utts, audio_s, unreadable, dropped], dev)
         train_loss = tot_loss / max(1, tot_utts)
         bad_batches = int(unreadable) + bad_steps * world * accum
         log.info("epoch %d: train loss %.4f, valid loss %.4f, CER %.2f%%, WER %.2f%% (%.0fs, %.1f audio-s/s)",
                  epoch + 1, train_loss, v["loss"], 100 * v["cer"], 100 * v["wer"], epoch_s, audio_s / max(epoch_s, 1e-9))
         if bad_batches:
             log.warning("epoch %d: %d batch(es) skipped (unreadable audio or non-finite loss)", epoch + 1, bad_batches)
+        if dropped:
+            log.warning("epoch %d: %d utterance(s) skipped: audio unreadable when loaded", epoch + 1, int(dropped))
         key = (v["cer"], v["loss"])
         improved = best is None or key < tuple(best)
         if improved:

@@ -9,14 +9,15 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 import torch
 
-from .audio import load_audio, prepare_waveform
-from .errors import AudioError, CTCASRError
+from .errors import CTCASRError
+from .longform import MARGIN_S, MAX_CORE_S, SEARCH_S, AudioSource, windows
 from .model import load_model_dir
 from .utils import pick_device
 
@@ -39,6 +40,11 @@ class Transcript:
 
 
 class Transcriber:
+    # Long-audio windowing (ctcasr.longform); attributes so tests and apps can change them.
+    max_core_s = MAX_CORE_S
+    search_s = SEARCH_S
+    margin_s = MARGIN_S
+
     def __init__(self, model, tokenizer, device, decoder: str = "greedy", beam_size: int = 32,
                  lm=None, lm_weight: float = 0.5, word_score: float = 1.0, hotwords: Optional[dict] = None):
         self.model = model.eval()
@@ -84,80 +90,152 @@ class Transcriber:
 
     # ------------------------------------------------------------------ public API
     def transcribe(self, audio, sample_rate: Optional[int] = None):
-        """A path, an array (with ``sample_rate``), or a list of either -> Transcript(s)."""
+        """A path, an array (with ``sample_rate``), or a list of either -> Transcript(s).
+
+        Any length: audio longer than one window (``max_core_s + margin_s``, 27 s by default)
+        is decoded in windows cut at quiet points and stitched (ctcasr.longform), so memory
+        stays bounded. A list is batched; the first input that fails raises its error (use
+        ``transcribe_files`` to get an error per file instead)."""
         if isinstance(audio, (list, tuple)):
-            return [self.transcribe(a, sample_rate) for a in audio]
-        if isinstance(audio, (np.ndarray, torch.Tensor)):
-            if sample_rate is None:
-                raise CTCASRError("pass sample_rate= with an audio array")
-            x = prepare_waveform(np.asarray(audio), sample_rate, self.sample_rate)
-        else:
-            x = load_audio(audio, self.sample_rate)
-        return self._run([x])[0]
+            results = self._transcribe_many([self._opener(a, sample_rate) for a in audio], batch_size=8)
+            for r in results:
+                if isinstance(r, Exception):
+                    raise r
+            return results
+        r = self._transcribe_many([self._opener(audio, sample_rate)], batch_size=8)[0]
+        if isinstance(r, Exception):
+            raise r
+        return r
 
-    def transcribe_files(self, paths, batch_size: int = 8, progress: bool = False):
-        """Transcribe many files; returns a list with a Transcript or the exception per path."""
-        return self._batched([(p, 0.0, None) for p in paths], batch_size, progress)
+    def transcribe_files(self, paths, batch_size: int = 8, progress: bool = False, on_result=None):
+        """Transcribe many files; returns a list with a Transcript or the CTCASRError per path.
 
-    def transcribe_utterances(self, utts, batch_size: int = 8, progress: bool = False):
+        ``on_result(index, result)`` is called as soon as each file is done (in the order
+        they finish), so a caller can write outputs as it goes and lose nothing on a crash."""
+        return self._transcribe_many([self._opener(p) for p in paths], batch_size, progress, on_result)
+
+    def transcribe_utterances(self, utts, batch_size: int = 8, progress: bool = False, on_result=None):
         """Like transcribe_files for data.Utterance records (honours Kaldi segment offsets)."""
-        return self._batched([(u.audio_filepath, u.offset, u.duration if u.offset else None) for u in utts],
-                             batch_size, progress)
+        return self._transcribe_many([self._opener(u.audio_filepath, offset_s=u.offset,
+                                                   duration_s=u.duration if u.offset else None) for u in utts],
+                                     batch_size, progress, on_result)
 
     # ------------------------------------------------------------------ internals
-    def _batched(self, specs, batch_size, progress):
-        # Sort by duration (read from headers, no decoding) so batches pad little, and load
-        # audio one batch at a time so memory does not grow with the number of files.
-        from .audio import audio_duration
+    def _opener(self, audio, sample_rate=None, offset_s: float = 0.0, duration_s=None):
+        """A function that opens ``audio`` as an AudioSource. Files are opened when needed
+        (twice: header for the duration, then to read), never all at once, so thousands of
+        inputs do not hold thousands of file handles."""
+        if isinstance(audio, (str, os.PathLike)):
+            return lambda: AudioSource(audio, self.sample_rate, offset_s=offset_s, duration_s=duration_s)
+        if isinstance(audio, torch.Tensor):
+            audio = audio.detach().cpu().numpy()
+        if not isinstance(audio, np.ndarray):
+            raise CTCASRError(f"cannot transcribe a {type(audio).__name__}: pass a path, or an array "
+                              "with sample_rate=")
+        if sample_rate is None:
+            raise CTCASRError("pass sample_rate= with an audio array")
+        cache = []
 
-        results: list = [None] * len(specs)
-        durs = {}
-        for i, (path, offset, dur) in enumerate(specs):
-            try:
-                durs[i] = dur if dur else audio_duration(path)
-            except CTCASRError as e:
-                results[i] = e
-        order = sorted(durs, key=durs.get)
-        it = range(0, len(order), batch_size)
+        def open_array():
+            if not cache:
+                cache.append(AudioSource(audio, self.sample_rate, input_rate=sample_rate))
+            return cache[0]
+        return open_array
+
+    def _transcribe_many(self, openers, batch_size: int, progress: bool = False, on_result=None):
+        if batch_size < 1:
+            raise CTCASRError(f"batch size must be at least 1, got {batch_size}")
+        results: list = [None] * len(openers)
+
+        def done(i, r):
+            results[i] = r
+            if bar is not None:
+                bar.update(1)
+            if on_result is not None:
+                on_result(i, r)
+
+        bar = None
         if progress:
             from tqdm import tqdm
 
-            it = tqdm(it, desc="transcribing", unit="batch", leave=False)
-        for s in it:
-            idx, waves = [], []
-            for i in order[s: s + batch_size]:
+            bar = tqdm(total=len(openers), desc="transcribing", unit="file", leave=False)
+        try:
+            durs = {}
+            for i, op in enumerate(openers):
                 try:
-                    waves.append(self._load(*specs[i]))
-                    idx.append(i)
+                    with op() as src:
+                        durs[i] = src.duration_s
                 except CTCASRError as e:
-                    results[i] = e
-            if idx:
-                for i, t in zip(idx, self._run(waves)):
-                    results[i] = t
+                    done(i, e)
+            one_window = self.max_core_s + self.margin_s
+            short = sorted((i for i in durs if durs[i] <= one_window), key=durs.get)
+            # Sorted by duration so batches pad little; audio is read one batch at a time so
+            # memory does not grow with the number of files.
+            for s in range(0, len(short), batch_size):
+                idx, waves = [], []
+                for i in short[s: s + batch_size]:
+                    try:
+                        with openers[i]() as src:
+                            waves.append(src.read())
+                        idx.append(i)
+                    except CTCASRError as e:
+                        done(i, e)
+                if idx:
+                    for i, (hyp, lp, dur) in zip(idx, self._decode_windows(waves)):
+                        done(i, self._to_transcript(hyp, lp, dur))
+            for i in (i for i in durs if durs[i] > one_window):
+                try:
+                    with openers[i]() as src:
+                        r = self._transcribe_long(src, batch_size)
+                except CTCASRError as e:
+                    r = e
+                done(i, r)
+        finally:
+            if bar is not None:
+                bar.close()
         return results
 
-    def _load(self, path, offset, dur):
-        x = load_audio(path, self.sample_rate)
-        if offset or dur:
-            s = int(round(offset * self.sample_rate))
-            x = x[s: s + int(round(dur * self.sample_rate))] if dur else x[s:]
-            if x.size == 0:
-                raise AudioError(f"{path}: segment at {offset:.2f}s is empty")
-        return x
+    def _transcribe_long(self, src: AudioSource, batch_size: int):
+        """Decode ``src`` window by window (batched) and keep each window's core words."""
+        words, tokens, score = [], [], 0.0
+        pending: list = []
+
+        def flush():
+            nonlocal score
+            for w, (hyp, lp, dur) in zip(pending, self._decode_windows([w.audio for w in pending])):
+                t = self._to_transcript(hyp, lp, dur)
+                score += t.score
+                for word in t.words:
+                    mid = w.start_s + (word.start_s + word.end_s) / 2
+                    if w.core_start_s <= mid < w.core_end_s:
+                        words.append(Word(word.text, round(word.start_s + w.start_s, 3),
+                                          round(word.end_s + w.start_s, 3), word.confidence))
+                fs = self.frame_shift_s
+                tokens.extend(k for k, f in zip(hyp.tokens, hyp.timesteps)
+                              if w.core_start_s <= w.start_s + (f + 0.5) * fs < w.core_end_s)
+            pending.clear()
+
+        for w in windows(src, self.max_core_s, self.search_s, self.margin_s):
+            pending.append(w)
+            if len(pending) >= batch_size:
+                flush()
+        if pending:
+            flush()
+        joiner = " " if self.tokenizer.word_delimiter is not None else ""
+        return Transcript(joiner.join(w.text for w in words), words, round(src.duration_s, 3), tuple(tokens), score)
 
     @torch.no_grad()
-    def _run(self, waves):
+    def _decode_windows(self, waves):
+        """Waveforms -> [(best Hypothesis, log_probs [T,V], duration_s)], one model batch."""
         lens = torch.tensor([len(w) for w in waves])
         batch = torch.zeros(len(waves), int(lens.max()))
         for i, w in enumerate(waves):
-            batch[i, : len(w)] = torch.from_numpy(w)
+            batch[i, : len(w)] = torch.from_numpy(np.ascontiguousarray(w))
         lp, olen = self.model(batch.to(self.device), lens.to(self.device))
         lp = lp.float().cpu().numpy()
         olen = olen.cpu().numpy()
-        out = []
-        for b, hyps in enumerate(self.decoder(lp, olen)):
-            out.append(self._to_transcript(hyps[0], lp[b, : olen[b]], len(waves[b]) / self.sample_rate))
-        return out
+        return [(hyps[0], lp[b, : olen[b]], len(waves[b]) / self.sample_rate)
+                for b, hyps in enumerate(self.decoder(lp, olen))]
 
     def _to_transcript(self, hyp, lp, duration_s):
         fs = self.frame_shift_s

@@ -195,3 +195,31 @@ def test_average_state_dicts():
     b = {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(5)}
     avg = average_state_dicts([a, b])
     assert torch.equal(avg["w"], torch.tensor([2.0, 4.0])) and int(avg["n"]) == 5
+
+
+def test_concat_and_edge_trim_augmentation(tmp_path):
+    """concat_prob joins another utterance after a pause (ids joined by the delimiter);
+    edge_trim_prob cuts into leading/trailing silence but never into the speech."""
+    import soundfile as sf
+
+    from ctcasr.data import AudioDataset, Utterance, trim_edges
+
+    sr = 16000
+    items = []
+    for k, n in enumerate((8000, 12000)):
+        x = np.zeros(n + 4000, np.float32)
+        x[2000:2000 + n] = 0.5 * np.sin(np.arange(n) * 0.05 * (k + 1))
+        sf.write(tmp_path / f"{k}.wav", x, sr)
+        items.append((Utterance(f"u{k}", str(tmp_path / f"{k}.wav"), len(x) / sr, "x"), [2 + k, 3 + k]))
+    ds = AudioDataset(items, sr, {"concat_prob": 1.0, "concat_pause_s": (0.2, 0.2)}, join_ids=[1])
+    x, ids, _ = ds[0]
+    assert ids == [2, 3, 1, 3, 4]
+    assert len(x) == 12000 + int(0.2 * sr) + 16000
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(1000), np.ones(500), np.zeros(700)].astype(np.float32)
+    lens = set()
+    for _ in range(50):
+        t = trim_edges(y, rng)
+        assert (t == 1).sum() == 500  # speech is never cut
+        lens.add(len(t))
+    assert min(lens) < 900 and max(lens) > 2000
