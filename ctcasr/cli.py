@@ -312,9 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="PNG to write (default EXP_DIR/training.png)")
     s.set_defaults(func=cmd_plot_training)
 
-    from .export import add_parser as add_export_parser
+    from . import align, export, plot
 
-    add_export_parser(sub)
+    align.add_parser(sub)
+    plot.add_parser(sub)
+    export.add_parser(sub)
     _add_global_options(sub)
     return p
 

@@ -91,6 +91,13 @@ class FrontEnd(nn.Module):
         return (n + self.stack - 1) // self.stack
 
     @property
+    def first_frame_centre_s(self) -> float:
+        """Centre (seconds) of the audio that output frame 0 reads: frame 0 stacks ``stack``
+        fbank frames, fbank frame j covers samples [j*hop, j*hop + n_fft) (centre=False), so
+        output frame t is centred at this + t * frame_shift_s (26 ms for 25 ms/10 ms/x3)."""
+        return (self.n_fft / 2 + self.hop * (self.stack - 1) / 2) / self.sample_rate
+
+    @property
     def frame_shift_s(self) -> float:
         """Seconds between consecutive output frames (what decoders' frame indices count)."""
         return self.hop * self.stack / self.sample_rate

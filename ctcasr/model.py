@@ -53,6 +53,13 @@ def merge_config(base: dict, override: dict | None, where: str = "config") -> di
             from .errors import ConfigError
 
             raise ConfigError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(out))})")
+        if isinstance(out[k], dict) and k != "specaug" and v is None:
+            continue  # an empty YAML section ("encoder:" with every key commented out): defaults
+        if isinstance(out[k], dict) and k != "specaug" and not isinstance(v, dict):
+            # "frontend: [..]" would otherwise fail later with a bare TypeError.
+            from .errors import ConfigError
+
+            raise ConfigError(f"{where}.{k}: expected a mapping of settings, found {type(v).__name__}")
         if isinstance(out[k], dict) and isinstance(v, dict) and k != "specaug":
             out[k] = merge_config(out[k], v, f"{where}.{k}")
         else:
@@ -227,21 +234,29 @@ def resolve_model_dir(name_or_path: str | os.PathLike | None) -> Path:
 
 
 def save_model_dir(model: CTCModel, tokenizer: Tokenizer, out_dir, state_dict=None) -> Path:
-    """Write config.yaml, tokens.txt and model.pt into ``out_dir`` (each atomically)."""
+    """Write config.yaml, tokens.txt and model.pt into ``out_dir``, all or nothing.
+
+    The three files must agree (tokens.txt sizes model.pt's output layer), so each is not
+    merely written atomically: all three temp files are written in full before the first
+    rename. A full disk while writing model.pt leaves the old directory whole, rather than
+    a new tokens.txt next to the old weights."""
+    import io
+
     import yaml
 
-    from .utils import atomic_open, atomic_write_text
+    from .utils import atomic_write_files
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = copy.deepcopy(model.config)
     cfg["format_version"] = FORMAT_VERSION
     cfg["tokenizer"] = tokenizer.config()
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
-    tokenizer.save(out / "tokens.txt")
     sd = state_dict if state_dict is not None else model.state_dict()
-    with atomic_open(out / "model.pt", "wb") as f:
-        torch.save({k: v.detach().cpu() for k, v in sd.items()}, f)
+    weights = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in sd.items()}, weights)
+    atomic_write_files([(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)),
+                        (out / "tokens.txt", tokenizer.file_text()),
+                        (out / "model.pt", weights.getbuffer())])
     return out
 
 
@@ -276,11 +291,17 @@ def load_model_dir(model_dir, device="cpu"):
             raise ModelError(f"{d}: model directory has no {f}")
     cfg = load_config(d / "config.yaml")
     version = cfg.get("format_version", 1)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        # Not "newer": a version like "1.1", 0 or true was never written by any ctcasr.
+        raise ModelError(f"{d / 'config.yaml'}: format_version {version!r} is not a positive whole number")
+    if version > FORMAT_VERSION:
         raise ModelError(
             f"{d / 'config.yaml'}: format_version {version!r} is newer than this ctcasr "
             f"understands ({FORMAT_VERSION}); upgrade ctcasr"
         )
+    if not isinstance(cfg.get("tokenizer") or {}, dict):
+        raise ModelError(f"{d / 'config.yaml'}: tokenizer: expected a mapping of settings, "
+                         f"found {type(cfg['tokenizer']).__name__}")
     tok_cfg = {**DEFAULT_CONFIG["tokenizer"], **(cfg.get("tokenizer") or {})}
     try:
         tokenizer = Tokenizer.load(d / "tokens.txt", **tok_cfg)
@@ -295,10 +316,20 @@ def load_model_dir(model_dir, device="cpu"):
     try:
         state = torch.load(d / "model.pt", map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, pickle refused by weights_only, ...
-        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{d / 'model.pt'}: cannot load weights ({msg})") from None
+        # torch's messages run on for lines ("...This is an internal miniz error. If you are
+        # seeing this..."); the first sentence says what happened.
+        msg = str(e).strip().splitlines()[0].split(". ")[0][:200] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{d / 'model.pt'}: cannot load weights; truncated, or not a PyTorch state_dict "
+                         f"({type(e).__name__}: {msg})") from None
     if not isinstance(state, dict):
         raise ModelError(f"{d / 'model.pt'}: expected a state_dict, found {type(state).__name__}")
+    for k, v in state.items():
+        if not isinstance(v, torch.Tensor):
+            raise ModelError(f"{d / 'model.pt'}: entry {k!r} is a {type(v).__name__}, not a tensor")
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            # Saved from a diverged run: every output would be NaN, and the decoders would
+            # refuse them with an error that does not point at the model.
+            raise ModelError(f"{d / 'model.pt'}: weights {k!r} contain NaN or infinite values")
     head = state.get("head.weight")
     if head is not None and head.shape[0] != len(tokenizer):
         raise ModelError(
@@ -308,7 +339,9 @@ def load_model_dir(model_dir, device="cpu"):
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0][:300]
-        raise ModelError(f"{d / 'model.pt'}: weights do not match config.yaml ({first})") from None
+        # The first line is only "Error(s) in loading state_dict for CTCModel:"; the
+        # missing/unexpected keys and size mismatches that follow are the useful part.
+        detail = " ".join(str(e).split()).replace("Error(s) in loading state_dict for CTCModel: ", "")[:300]
+        raise ModelError(f"{d / 'model.pt'}: weights do not match config.yaml ({detail})") from None
     model.eval()
     return model.to(device), tokenizer

@@ -120,8 +120,11 @@ class Tokenizer:
     def save(self, path) -> None:
         from .utils import atomic_write_text
 
-        lines = [SPACE_SYMBOL if t == " " else t for t in self.tokens]
-        atomic_write_text(path, "\n".join(lines) + "\n")
+        atomic_write_text(path, self.file_text())
+
+    def file_text(self) -> str:
+        """The contents of tokens.txt for this vocabulary."""
+        return "\n".join(SPACE_SYMBOL if t == " " else t for t in self.tokens) + "\n"
 
     # ----------------------------------------------------------------- text <-> ids
     def __len__(self) -> int:
@@ -169,7 +172,13 @@ class Tokenizer:
             ) from None
 
     def decode(self, ids) -> str:
-        text = "".join(self.tokens[int(i)] for i in ids if int(i) != self.blank_id)
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < len(self.tokens)]
+        if bad:
+            # A negative id would silently index from the end of the list; a large one
+            # would raise a bare IndexError. Both mean ids from another vocabulary.
+            raise TokenizerError(f"token id(s) {bad[:5]} outside the vocabulary of {len(self.tokens)} tokens")
+        text = "".join(self.tokens[i] for i in ids if i != self.blank_id)
         if self.word_delimiter is not None:
             text = " ".join(text.replace(self.word_delimiter, " ").split())
         return text

@@ -397,10 +397,7 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     if resume:  # every rank loads the same checkpoint
         if not last_path.is_file():
             raise CTCASRError(f"{last_path}: nothing to resume from (train without --resume first)")
-        try:
-            st = torch.load(last_path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001
-            raise CTCASRError(f"{last_path}: cannot load checkpoint ({str(e).splitlines()[0][:200]})") from None
+        st = _load_checkpoint(last_path)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
@@ -598,6 +595,16 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     return result
 
 
+def _load_checkpoint(path):
+    """torch.load with weights_only=True, so a checkpoint holding pickled code is refused,
+    never run; any failure (that, truncation) is a CTCASRError naming the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CTCASRError(f"{path}: cannot load checkpoint ({msg})") from None
+
+
 def _gather_rng(world) -> list:
     """Every rank's RNG states (a collective under DDP: all ranks must call it)."""
     if world == 1:
@@ -674,7 +681,7 @@ def _try_average(model, tok, out, ckpt_dir, cfg, valid_loader, dev, amp_dtype, b
     files = sorted(ckpt_dir.glob("epoch*.pt"), key=lambda p: int(p.stem[5:]))[-n:]
     if len(files) < 2:
         return {"used": False, "epochs": [int(p.stem[5:]) for p in files]}
-    states = [torch.load(p, map_location="cpu", weights_only=True) for p in files]
+    states = [_load_checkpoint(p) for p in files]
     model.load_state_dict(average_state_dicts(states))
     model.to(dev)
     v = evaluate_model(model, valid_loader, tok, dev, amp_dtype)

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .decoding.timing import word_times
 from .errors import CTCASRError
 from .longform import MARGIN_S, MAX_CORE_S, SEARCH_S, AudioSource, windows
 from .model import load_model_dir
@@ -54,6 +55,7 @@ class Transcriber:
         self.frame_shift_s = model.frame_shift_s
         tokens = tokenizer.decoder_tokens
         wd = tokenizer.word_delimiter
+        self._delimiter_id = tokens.index(wd) if wd is not None else None
         if decoder == "greedy":
             from .decoding import GreedyDecoder
 
@@ -238,14 +240,24 @@ class Transcriber:
                 for b, hyps in enumerate(self.decoder(lp, olen))]
 
     def _to_transcript(self, hyp, lp, duration_s):
+        # Word times come from decoding.timing.word_times, not from the tokens' spike frames:
+        # a BiLSTM-CTC model emits a word's first letters early (right after the previous
+        # space, or at frame 0) and its space when the sound ends, so spike frames are
+        # 100-200 ms off; word_times moves the bridged letters and ends words at their space
+        # (median error ~30 ms on held-out voices, tests/test_word_timing.py). Positions are
+        # frame centres: seconds = first_frame_centre_s + position * frame_shift_s.
         fs = self.frame_shift_s
+        t0 = self.model.frontend.first_frame_centre_s
+        spans = word_times(lp, hyp, blank=0, word_delimiter_id=self._delimiter_id) if hyp.words else []
         words = []
-        for text, start, end in hyp.words:
+        for (text, start, end), (s, e) in zip(hyp.words, spans):
             # Confidence: geometric mean of the emitted tokens' posteriors at their frames.
             frames = [t for t in hyp.timesteps if start <= t < end]
             toks = [tok for tok, t in zip(hyp.tokens, hyp.timesteps) if start <= t < end]
             conf = float(np.exp(np.mean([lp[t, k] for t, k in zip(frames, toks)]))) if frames else 0.0
-            words.append(Word(text, round(start * fs, 3), round(min(end * fs, duration_s), 3), round(conf, 4)))
+            a = min(t0 + s * fs, duration_s)
+            b = min(t0 + e * fs, duration_s)
+            words.append(Word(text, round(a, 3), round(max(a, b), 3), round(conf, 4)))
         return Transcript(hyp.text, words, round(duration_s, 3), tuple(hyp.tokens),
                           float(hyp.score) if math.isfinite(hyp.score) else float("-inf"))
 

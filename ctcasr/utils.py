@@ -20,6 +20,13 @@ def _umask() -> int:
     return m
 
 
+# Write failures that are the user's to fix (space, quota, permissions, read-only or failing
+# disk, file too large, a folder where the file should go): reported as a CTCASRError naming
+# the file, not as a bare OSError that names nothing (a failed write() carries no filename).
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG, errno.EIO,
+                 errno.EISDIR)
+
+
 @contextlib.contextmanager
 def atomic_open(path, mode: str = "w", encoding: str | None = "utf-8"):
     """Open a temp file next to ``path``; on success fsync and rename it over ``path``.
@@ -29,8 +36,12 @@ def atomic_open(path, mode: str = "w", encoding: str | None = "utf-8"):
     written. Disk-full and permission errors become a CTCASRError naming the file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        # Otherwise the message would name the temp file, which the user never asked for.
+        raise CTCASRError(f"{path}: cannot write ({e.strerror or e})") from e
     try:
         # mkstemp makes 0600 files; give the result the mode open() would have (0666 & ~umask),
         # or shipped models and shared experiment dirs become unreadable to other users.
@@ -43,9 +54,16 @@ def atomic_open(path, mode: str = "w", encoding: str | None = "utf-8"):
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+        if isinstance(e, OSError) and e.errno in _WRITE_ERRNOS:
             raise CTCASRError(f"{path}: cannot write ({os.strerror(e.errno)}); the previous file is unchanged") from e
         raise
+    # The rename lives in the folder's entry: sync it too, or a power cut can undo it.
+    with contextlib.suppress(OSError):
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -53,11 +71,34 @@ def atomic_write_text(path, text: str) -> None:
         f.write(text)
 
 
+def atomic_write_files(items) -> None:
+    """Write ``[(path, str or bytes), ...]`` so that either every file is replaced or none.
+
+    Every temp file is written in full before the first rename (the renames themselves
+    need no space), so a full disk or an error in any of them leaves all the old files.
+    The last file is renamed first: put the largest last, its fsync is the likeliest to fail.
+    """
+    with contextlib.ExitStack() as stack:
+        for path, data in items:
+            f = stack.enter_context(atomic_open(path, "w" if isinstance(data, str) else "wb"))
+            f.write(data)
+
+
 def atomic_torch_save(obj, path) -> None:
+    """torch.save ``obj`` to ``path`` atomically (see atomic_open).
+
+    Serialised in memory first: torch.save turns an OSError of the file it writes (disk
+    full) into a RuntimeError like "[enforce fail at inline_container.cc] unexpected pos",
+    which names neither the file nor the cause. A plain write of the bytes reports both.
+    """
+    import io
+
     import torch
 
+    buf = io.BytesIO()
+    torch.save(obj, buf)
     with atomic_open(path, "wb") as f:
-        torch.save(obj, f)
+        f.write(buf.getbuffer())
 
 
 def pick_device(name: str = "auto"):

@@ -14,15 +14,17 @@
 
 from .beam import BeamSearchDecoder, BeamSearchStream
 from .greedy import GreedyDecoder
-from .lm import ArpaFormatError, NGramLM, build_lm_cli
-from .types import Hypothesis
+from .lm import ArpaFormatError, LMError, NGramLM, build_lm_cli
+from .types import DecodingError, Hypothesis
 
 __all__ = [
     "ArpaFormatError",
     "BeamSearchDecoder",
     "BeamSearchStream",
+    "DecodingError",
     "GreedyDecoder",
     "Hypothesis",
+    "LMError",
     "NGramLM",
     "build_lm_cli",
 ]

@@ -88,7 +88,14 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from .lm import NGramLM
-from .types import Hypothesis, check_emissions, check_tokens, join_text, split_words
+from .types import (
+    DecodingError,
+    Hypothesis,
+    check_emissions,
+    check_tokens,
+    join_text,
+    split_words,
+)
 
 __all__ = ["BeamSearchDecoder", "BeamSearchStream"]
 
@@ -194,12 +201,12 @@ class BeamSearchDecoder:
         self.blank = int(blank)
         self.word_delimiter = word_delimiter
         if int(beam_size) < 1:
-            raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+            raise DecodingError(f"beam_size must be >= 1, got {beam_size}")
         self.beam_size = int(beam_size)
         for name, v in (("prune_logp", prune_logp), ("token_min_logp", token_min_logp),
                         ("blank_skip_logp", blank_skip_logp)):
             if v is not None and not (v <= 0 and math.isfinite(v)):
-                raise ValueError(f"{name} must be a finite log-probability <= 0 or None, got {v}")
+                raise DecodingError(f"{name} must be a finite log-probability <= 0 or None, got {v}")
         self.prune_logp = prune_logp
         self.token_min_logp = token_min_logp
         self.blank_skip_logp = blank_skip_logp
@@ -207,7 +214,7 @@ class BeamSearchDecoder:
         if isinstance(lm, (str, bytes)) or hasattr(lm, "__fspath__"):
             lm = NGramLM.from_arpa(lm)
         if lm is not None and not isinstance(lm, NGramLM):
-            raise ValueError(f"lm must be an NGramLM or a path to an ARPA file, got {type(lm).__name__}")
+            raise DecodingError(f"lm must be an NGramLM or a path to an ARPA file, got {type(lm).__name__}")
         self.lm = lm
         self.lm_weight = float(lm_weight) if lm is not None else 0.0
         self.word_score = float(word_score)
@@ -277,7 +284,7 @@ class BeamSearchDecoder:
         for w, weight in self.hotwords.items():
             seq = self._spell(w)
             if seq is None:
-                raise ValueError(f"hotword {w!r} cannot be spelt with the decoder's tokens")
+                raise DecodingError(f"hotword {w!r} cannot be spelt with the decoder's tokens")
             n = 0
             for i, tok in enumerate(seq):
                 n = trie.insert(seq[: i + 1])
@@ -490,7 +497,7 @@ class BeamSearchDecoder:
         """``[T, V]`` -> ``[Hypothesis]`` (best first, at most ``n_best``);
         ``[B, T, V]`` (+ ``lengths``) -> one such list per utterance."""
         if int(n_best) < 1:
-            raise ValueError(f"n_best must be >= 1, got {n_best}")
+            raise DecodingError(f"n_best must be >= 1, got {n_best}")
         x, lens, batched = check_emissions(log_probs, self.V, lengths, self.input_type, dtype=np.float64)
         out = []
         for b in range(x.shape[0]):
@@ -547,9 +554,9 @@ class BeamSearchStream:
     def feed(self, chunk) -> None:
         """Decode more frames, ``[t, V]`` (log-probs or probs, as the decoder's input_type)."""
         if self.done:
-            raise ValueError("this stream is finished; start a new one with dec.stream()")
+            raise DecodingError("this stream is finished; start a new one with dec.stream()")
         if np.ndim(chunk) != 2:
-            raise ValueError(f"feed() takes one utterance's chunk [t, V], got shape {np.shape(chunk)}")
+            raise DecodingError(f"feed() takes one utterance's chunk [t, V], got shape {np.shape(chunk)}")
         x, _, _ = check_emissions(chunk, self.d.V, None, self.d.input_type, dtype=np.float64)
         self._advance(x[0])
 
@@ -560,7 +567,7 @@ class BeamSearchStream:
     def finish(self, n_best: int = 1) -> list[Hypothesis]:
         """End the utterance: the ``n_best`` best hypotheses, best first."""
         if int(n_best) < 1:
-            raise ValueError(f"n_best must be >= 1, got {n_best}")
+            raise DecodingError(f"n_best must be >= 1, got {n_best}")
         out = self._final(int(n_best))
         self.done = True
         return out

@@ -11,7 +11,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .types import Hypothesis, check_emissions, check_tokens, join_text, split_words
+from .types import (
+    DecodingError,
+    Hypothesis,
+    check_emissions,
+    check_tokens,
+    join_text,
+    split_words,
+)
 
 
 class GreedyDecoder:
@@ -35,6 +42,10 @@ class GreedyDecoder:
         self.input_type = input_type
 
     def __call__(self, log_probs, lengths=None, n_best: int = 1):
+        # Greedy has one hypothesis; n_best is accepted for symmetry with the beam decoder
+        # but validated the same way, so a bad value is not silently ignored.
+        if int(n_best) < 1:
+            raise DecodingError(f"n_best must be >= 1, got {n_best}")
         x, lens, batched = check_emissions(
             log_probs, len(self.tokens), lengths, self.input_type, dtype=np.float32
         )

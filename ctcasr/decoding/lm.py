@@ -35,10 +35,16 @@ from collections.abc import Iterable, Sequence
 LN10 = math.log(10.0)
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 
-__all__ = ["LN10", "ArpaFormatError", "NGramLM", "build_lm_cli"]
+__all__ = ["LN10", "ArpaFormatError", "LMError", "NGramLM", "build_lm_cli"]
 
 
-class ArpaFormatError(ValueError):
+class LMError(ValueError):
+    """An ARPA file or LM training text that cannot be used (missing, unreadable, empty,
+    bad settings); the message names the file. A ValueError, as these errors were before;
+    not a ctcasr.errors class because ctcasr.decoding depends on nothing else in ctcasr."""
+
+
+class ArpaFormatError(LMError):
     """A malformed ARPA file; the message names the file and the line."""
 
     def __init__(self, path, lineno: int | None, msg: str):
@@ -61,7 +67,7 @@ class NGramLM:
     def __init__(self, order: int, vocab: Sequence[str], ngrams: list[dict[tuple, tuple[float, float]]],
                  missing_unk_logp: float = -100.0 * LN10):
         if order < 1:
-            raise ValueError(f"n-gram order must be >= 1, got {order}")
+            raise LMError(f"n-gram order must be >= 1, got {order}")
         self.order = int(order)
         self.vocab = list(vocab)
         self.word_id = {w: i for i, w in enumerate(self.vocab)}
@@ -160,7 +166,7 @@ class NGramLM:
         try:
             f = open(path, "r", encoding="utf-8")
         except OSError as e:
-            raise ValueError(f"{path}: cannot open ARPA file: {e.strerror}") from e
+            raise LMError(f"{path}: cannot open ARPA file: {e.strerror}") from e
         with f:
             try:
                 return cls._parse_arpa(f, path)
@@ -270,7 +276,11 @@ class NGramLM:
         """Write the model as ARPA (log10), atomically: temp file + ``os.replace``."""
         path = os.fspath(path)
         d = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".arpa", dir=d)
+        try:
+            os.makedirs(d, exist_ok=True)  # as ctcasr.utils.atomic_open does
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".arpa", dir=d)
+        except OSError as e:  # not a folder, not writable: name the file we were asked for
+            raise OSError(e.errno, f"cannot write ARPA file ({e.strerror})", path) from e
         try:
             # mkstemp makes 0600 files; give the ARPA the mode a plain open() would (a
             # shipped model dir must be readable by every user). Same as ctcasr.utils'
@@ -292,12 +302,20 @@ class NGramLM:
                             line += f"\t{bow / LN10:.7g}"
                         f.write(line + "\n")
                 f.write("\n\\end\\\n")
+                # On disk before the rename, or a crash could leave an empty file in its place.
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as e:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+            if isinstance(e, OSError) and e.errno is not None:
+                # A failed write (disk full, quota, I/O error) says nothing about which file;
+                # name it, and say that the old one is still there.
+                raise OSError(e.errno, f"cannot write ARPA file ({os.strerror(e.errno)}); "
+                              "the previous file is unchanged", path) from e
             raise
 
     # -------------------------------------------------------------- estimation
@@ -310,7 +328,7 @@ class NGramLM:
         characters with ``token_level=True``, whitespace dropped) or a list of words.
         """
         if order < 1:
-            raise ValueError(f"n-gram order must be >= 1, got {order}")
+            raise LMError(f"n-gram order must be >= 1, got {order}")
         sents = []
         for s in lines:
             if isinstance(s, str):
@@ -321,11 +339,11 @@ class NGramLM:
                 words = [str(w) for w in s]
             for w in words:
                 if w in (BOS, EOS, UNK):
-                    raise ValueError(f"the training text contains the reserved word {w!r}")
+                    raise LMError(f"the training text contains the reserved word {w!r}")
             if words:
                 sents.append(words)
         if not sents:
-            raise ValueError("cannot estimate a language model from empty text")
+            raise LMError("cannot estimate a language model from empty text")
         return cls._estimate_kn(sents, order)
 
     @classmethod
@@ -429,9 +447,12 @@ def build_lm_cli(text_path, order: int, out_path, token_level: bool = False,
         with open(text_path, "r", encoding="utf-8") as f:
             lines = f.read().splitlines()
     except OSError as e:
-        raise ValueError(f"{text_path}: cannot read text: {e.strerror}") from e
+        raise LMError(f"{text_path}: cannot read text: {e.strerror}") from e
     except UnicodeDecodeError as e:
-        raise ValueError(f"{text_path}: not UTF-8 text ({e.reason})") from e
-    lm = NGramLM.from_text(lines, order=order, token_level=token_level, lowercase=lowercase)
+        raise LMError(f"{text_path}: not UTF-8 text ({e.reason})") from e
+    try:
+        lm = NGramLM.from_text(lines, order=order, token_level=token_level, lowercase=lowercase)
+    except LMError as e:  # "empty text", "reserved word <s>": say which file
+        raise LMError(f"{text_path}: {e}") from None
     lm.to_arpa(out_path)
     return lm

@@ -18,6 +18,16 @@ import numpy as np
 Word = tuple  # (str, int, int)
 
 
+class DecodingError(ValueError):
+    """Decoder input or settings that cannot be used: wrong shape, NaN, a vocabulary size
+    mismatch, bad lengths or tokens. The message says which.
+
+    A ValueError, so code written against the documented ``ValueError`` keeps working.
+    Defined here rather than in ctcasr.errors because ``ctcasr.decoding`` depends on
+    nothing else in ctcasr (apps embed it on its own); the CLI reports it like our other
+    errors (one line, non-zero exit)."""
+
+
 @dataclass(frozen=True)
 class Hypothesis:
     """One decoded labelling.
@@ -65,25 +75,28 @@ def check_emissions(
     log-probabilities, and refuses anything else rather than guess.
     """
     if input_type not in INPUT_TYPES:
-        raise ValueError(f"input_type must be one of {INPUT_TYPES}, got {input_type!r}")
+        raise DecodingError(f"input_type must be one of {INPUT_TYPES}, got {input_type!r}")
     try:
         x = np.asarray(emissions)
     except Exception as e:  # noqa: BLE001 - anything np.asarray rejects
-        raise ValueError(f"emissions cannot be read as an array: {e}") from e
+        raise DecodingError(f"emissions cannot be read as an array: {e}") from e
     if x.dtype == object or not np.issubdtype(x.dtype, np.number):
-        raise ValueError(f"emissions must be numeric, got dtype {x.dtype}")
+        raise DecodingError(f"emissions must be numeric, got dtype {x.dtype}")
+    if np.issubdtype(x.dtype, np.complexfloating):
+        # astype(float) would drop the imaginary part with only a warning.
+        raise DecodingError(f"emissions must be real numbers, got dtype {x.dtype}")
     if x.ndim == 2:
         batched = False
         x = x[None]
     elif x.ndim == 3:
         batched = True
     else:
-        raise ValueError(
+        raise DecodingError(
             f"emissions must have shape [T, V] or [B, T, V], got shape {tuple(x.shape)}"
         )
     B, T, V = x.shape
     if V != vocab_size:
-        raise ValueError(
+        raise DecodingError(
             f"emissions have {V} classes in the last axis but the decoder has "
             f"{vocab_size} tokens (vocabulary size mismatch)"
         )
@@ -92,25 +105,31 @@ def check_emissions(
     if lengths is None:
         lens = np.full(B, T, dtype=np.int64)
     else:
-        lens = np.asarray(lengths)
+        try:
+            lens = np.asarray(lengths)
+        except Exception as e:  # noqa: BLE001 - ragged lists and the like
+            raise DecodingError(f"lengths cannot be read as an array: {e}") from None
+        if lens.dtype == object or not (np.issubdtype(lens.dtype, np.integer) or np.issubdtype(lens.dtype, np.floating)):
+            # np.mod below would raise a bare numpy TypeError on strings or objects.
+            raise DecodingError(f"lengths must be whole numbers, got dtype {lens.dtype}")
         if lens.ndim == 0:
             lens = lens[None]
         if lens.shape != (B,):
-            raise ValueError(f"lengths must have shape [{B}], got {tuple(lens.shape)}")
+            raise DecodingError(f"lengths must have shape [{B}], got {tuple(lens.shape)}")
         if not np.issubdtype(lens.dtype, np.integer):
             if not np.all(np.equal(np.mod(lens, 1), 0)):
-                raise ValueError("lengths must be whole numbers")
+                raise DecodingError("lengths must be whole numbers")
         lens = lens.astype(np.int64)
         if (lens < 0).any() or (lens > T).any():
-            raise ValueError(f"lengths must lie in [0, {T}], got {lens.tolist()}")
+            raise DecodingError(f"lengths must lie in [0, {T}], got {lens.tolist()}")
 
     valid = np.arange(T)[None, :] < lens[:, None]  # [B, T]
     if T and not np.isfinite(x[valid]).all() and input_type != "log_probs":
-        raise ValueError("emissions contain NaN or infinite values")
+        raise DecodingError("emissions contain NaN or infinite values")
     if T and input_type == "log_probs":
         v = x[valid]
         if np.isnan(v).any() or np.isposinf(v).any():
-            raise ValueError("emissions contain NaN or +inf values")
+            raise DecodingError("emissions contain NaN or +inf values")
 
     if T == 0 or not valid.any():
         return x, lens, batched
@@ -125,14 +144,14 @@ def check_emissions(
             if np.allclose(lse, 0.0, atol=1e-3):
                 kind = "log_probs"
         if kind == "auto":
-            raise ValueError(
+            raise DecodingError(
                 "emissions are neither log-probabilities (rows with log-sum-exp 0) nor "
                 "probabilities (rows summing to 1); pass input_type='logits' to apply "
                 "log-softmax"
             )
     if kind == "probs":
         if (x[valid] < 0).any():
-            raise ValueError("input_type='probs' but emissions contain negative values")
+            raise DecodingError("input_type='probs' but emissions contain negative values")
         with np.errstate(divide="ignore"):
             x = np.log(x)
     elif kind == "logits":
@@ -183,12 +202,15 @@ def join_text(tokens: Sequence[int], token_strings: Sequence[str], word_delimite
 
 def check_tokens(tokens, blank: int, word_delimiter: Optional[str]) -> list:
     toks = [str(t) for t in tokens]
+    if isinstance(blank, bool) or not isinstance(blank, (int, np.integer)):
+        # A float would be truncated by int() and a string compared with ints: refuse both.
+        raise DecodingError(f"blank must be an integer token index, got {blank!r}")
     if len(toks) < 2:
-        raise ValueError("a CTC vocabulary needs the blank and at least one other token")
+        raise DecodingError("a CTC vocabulary needs the blank and at least one other token")
     if not 0 <= blank < len(toks):
-        raise ValueError(f"blank index {blank} outside the vocabulary of {len(toks)} tokens")
+        raise DecodingError(f"blank index {blank} outside the vocabulary of {len(toks)} tokens")
     if word_delimiter is not None and word_delimiter not in toks:
-        raise ValueError(
+        raise DecodingError(
             f"word_delimiter {word_delimiter!r} is not one of the tokens; "
             "pass word_delimiter=None when every token is a word (e.g. Chinese characters)"
         )
