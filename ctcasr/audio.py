@@ -60,12 +60,34 @@ def load_audio(path, sample_rate: int = 16000) -> np.ndarray:
     Raises AudioError naming the file when it is missing, unreadable, empty or not finite.
     """
     path = os.fspath(path)
-    _check_file(path)
+    check_file(path)
+    _check_decoded_size(path)
     data, sr = _read(path)
     return prepare_waveform(data, sr, sample_rate, name=path)
 
 
-def _check_file(path: str) -> None:
+# load_audio holds the whole decoded file (float32, every channel, native rate) in memory.
+# A few KB of FLAC can declare hours of samples, so the header is checked first. Long
+# recordings do not need load_audio: the Transcriber reads them window by window.
+MAX_DECODED_BYTES = 4 * 2**30
+
+
+def _check_decoded_size(path: str) -> None:
+    import soundfile as sf
+
+    try:
+        info = sf.info(path)
+    except Exception:  # noqa: BLE001 - not for libsndfile; _read decides what it is
+        return
+    n = int(info.frames) * max(1, int(info.channels)) * 4
+    if n > MAX_DECODED_BYTES:
+        hours = info.frames / max(1, info.samplerate) / 3600
+        raise AudioError(f"{path}: {hours:.1f} h x {info.channels} channel(s) at {info.samplerate} Hz would take "
+                         f"{n / 2**30:.1f} GiB decoded (limit {MAX_DECODED_BYTES / 2**30:.0f} GiB); "
+                         "`ctcasr transcribe` reads long files in windows, or split the file")
+
+
+def check_file(path: str) -> None:
     """AudioError unless ``path`` is a non-empty regular file. A path in a manifest comes
     from anywhere: a FIFO or /dev/stdin would block a reader forever, /dev/zero never ends."""
     try:
@@ -149,7 +171,7 @@ def audio_duration(path) -> float:
     import soundfile as sf
 
     path = os.fspath(path)
-    _check_file(path)
+    check_file(path)
     try:
         info = sf.info(path)
         return info.frames / float(info.samplerate)

@@ -296,31 +296,50 @@ class AudioDataset:
             log.warning("skipping %s: %s", u.id, e)
             return None
         if self.augment:
-            rng = np.random.default_rng((self.seed, self.epoch, i))
-            if rng.random() < self.augment.get("concat_prob", 0.0):
-                x, ids = self._join_another(i, x, ids, rng)
-            if rng.random() < self.augment.get("edge_trim_prob", 0.0):
-                x = trim_edges(x, rng)
-            x = apply_augmentation(x, self.sample_rate, self.augment, rng, others=self._other_speech(i, rng))
+            x = self._augment(x, i, np.random.default_rng((self.seed, self.epoch, i)))
         return x, ids, u.id
 
-    def _join_another(self, i, x, ids, rng):
-        """Append a random other utterance after a pause, transcript joined by the word
-        delimiter. Why: every synthesized utterance is one sentence spoken without pauses,
-        so a model trained on them alone has never heard silence *between* words; on long
-        recordings (a window of a meeting holds many sentences and pauses) it then drops
-        the word delimiter across pauses ("nine oh" -> "nineoh") and the word after one."""
-        if len(self.items) < 2:
-            return x, ids
-        j = int(rng.integers(len(self.items) - 1))
-        j += j >= i
-        try:
-            y = self._load(self.items[j][0])
-        except AudioError:
-            return x, ids
+    def _augment(self, x, i, rng):
+        if rng.random() < self.augment.get("edge_trim_prob", 0.0):
+            x = trim_edges(x, rng)
+        return apply_augmentation(x, self.sample_rate, self.augment, rng, others=self._other_speech(i, rng))
+
+    def __getitems__(self, indices):
+        """A whole batch (torch's DataLoader calls this when it exists). With
+        ``concat_prob``, that share of *batches* is made of pairs: two utterances of the
+        batch joined after a pause of ``concat_pause_s`` seconds, transcripts joined by
+        the word delimiter, then augmented as one.
+
+        Why: every synthesized utterance is one sentence spoken without pauses, so a model
+        trained on them alone has never heard silence *between* words; on long recordings
+        (a window of a meeting holds many sentences and pauses) it then drops the word
+        delimiter across pauses ("nine oh" -> "nineoh") and the word after one. Why whole
+        batches: the sampler buckets by length, so pairing inside one batch doubles every
+        item's length and halves their number, and costs no padding, where joining single
+        items to random partners padded every batch to twice its length (2.4x slower
+        epochs, measured)."""
+        p = self.augment.get("concat_prob", 0.0) if self.augment else 0.0
+        indices = list(indices)
+        rng = np.random.default_rng((self.seed, self.epoch, indices[0] if indices else 0, len(indices), 1))
+        if len(indices) < 2 or not p or rng.random() >= p:
+            return [self[i] for i in indices]
         lo, hi = self.augment.get("concat_pause_s", (0.15, 1.0))
-        gap = np.zeros(int(rng.uniform(lo, hi) * self.sample_rate), np.float32)
-        return np.concatenate([x, gap, y]), list(ids) + self.join_ids + list(self.items[j][1])
+        out = []
+        for k in range(0, len(indices) - 1, 2):
+            a, b = indices[k], indices[k + 1]
+            (ua, ia), (ub, ib) = self.items[a], self.items[b]
+            try:
+                xa, xb = self._load(ua), self._load(ub)
+            except AudioError:
+                out += [self[a], self[b]]  # the unreadable one is logged and dropped there
+                continue
+            r = np.random.default_rng((self.seed, self.epoch, a, b))
+            gap = np.zeros(int(r.uniform(lo, hi) * self.sample_rate), np.float32)
+            x = self._augment(np.concatenate([xa, gap, xb]), a, r)
+            out.append((x, list(ia) + self.join_ids + list(ib), f"{ua.id}+{ub.id}"))
+        if len(indices) % 2:
+            out.append(self[indices[-1]])
+        return out
 
     def _other_speech(self, i, rng):
         """A callable giving random other utterances of this set (for 'speech' babble)."""

@@ -29,6 +29,8 @@ _extra_files={"tokens": ""})`` fills in as UTF-8 bytes), see ``export_metadata``
                   delimiter " " written as <space>)
   sample_rate     e.g. "16000"
   frame_shift_s   seconds per output frame, e.g. "0.03" (frame index -> time)
+  first_frame_centre_s  centre of output frame 0, e.g. "0.026": a frame position p is at
+                  first_frame_centre_s + p * frame_shift_s (ctcasr.decoding.timing.word_times)
   word_delimiter  the delimiter token itself (" "), or "" for models without one
   blank_id        "0"
   ctcasr_version, input_names, output_names
@@ -63,8 +65,8 @@ DYNAMIC_AXES = {
     "log_probs": {0: "batch", 1: "frames"},
     "out_lengths": {0: "batch"},
 }
-METADATA_KEYS = ("tokens", "sample_rate", "frame_shift_s", "word_delimiter", "blank_id", "ctcasr_version",
-                 "input_names", "output_names")
+METADATA_KEYS = ("tokens", "sample_rate", "frame_shift_s", "first_frame_centre_s", "word_delimiter", "blank_id",
+                 "ctcasr_version", "input_names", "output_names")
 # An exported file whose log-probs differ from PyTorch's by more than this is refused. The
 # ONNX front end computes the DFT as a matrix product instead of an FFT; on the shipped
 # samples that moves log-probs by under 1e-4 (tests/test_export.py checks against 1e-3).
@@ -225,6 +227,7 @@ def export_metadata(model, tokenizer) -> dict:
         "tokens": "\n".join(lines) + "\n",
         "sample_rate": str(model.frontend.sample_rate),
         "frame_shift_s": repr(float(model.frame_shift_s)),
+        "first_frame_centre_s": repr(float(model.frontend.first_frame_centre_s)),
         "word_delimiter": tokenizer.word_delimiter or "",
         "blank_id": "0",
         "ctcasr_version": __version__,

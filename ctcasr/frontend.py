@@ -41,6 +41,14 @@ class FrontEnd(nn.Module):
         super().__init__()
         import torchaudio
 
+        # A config from anywhere can hold zeros here; say which key instead of failing deep
+        # inside math.log2 or torchaudio ("math domain error").
+        for key, value, low in (("sample_rate", sample_rate, 1000), ("n_mels", n_mels, 1), ("win_ms", win_ms, 1),
+                                ("hop_ms", hop_ms, 1), ("stack", stack, 1)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= low:
+                raise ValueError(f"frontend.{key} must be a number >= {low}, got {value!r}")
+        if hop_ms > win_ms:
+            raise ValueError(f"frontend.hop_ms ({hop_ms}) must not exceed win_ms ({win_ms})")
         self.sample_rate = int(sample_rate)
         self.n_mels = int(n_mels)
         self.win = int(round(sample_rate * win_ms / 1000))

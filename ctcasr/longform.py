@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
 
-from .audio import load_audio, prepare_waveform
+from .audio import check_file, load_audio, prepare_waveform
 from .errors import AudioError
 
 MAX_CORE_S = 25.0   # longest span one window owns
@@ -79,13 +78,7 @@ class AudioSource:
     def _open_file(self, path: str):
         import soundfile as sf
 
-        p = Path(path)
-        if not p.exists():
-            raise AudioError(f"{path}: no such file")
-        if p.is_dir():
-            raise AudioError(f"{path}: is a directory, not an audio file")
-        if p.stat().st_size == 0:
-            raise AudioError(f"{path}: file is empty (0 bytes)")
+        check_file(path)  # a FIFO or device in a manifest must not block or never end
         try:
             f = sf.SoundFile(path)
             if not f.seekable() or f.frames <= 0 or f.samplerate <= 0:

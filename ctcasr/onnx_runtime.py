@@ -29,7 +29,8 @@ class OnnxCTCModel:
     """An exported ctcasr model: audio in, log-probs ``[T, V]`` out, plus what decoding needs.
 
     Attributes read from the file: ``tokens`` (list, index 0 the blank, the delimiter as " "),
-    ``sample_rate``, ``frame_shift_s`` (seconds per output frame), ``word_delimiter`` (None
+    ``sample_rate``, ``frame_shift_s`` (seconds per output frame), ``first_frame_centre_s``
+    (where frame 0 sits; frame position p is at that + p * frame_shift_s), ``word_delimiter`` (None
     for models without one), ``blank_id``, ``metadata`` (all the strings).
     """
 
@@ -64,6 +65,8 @@ class OnnxCTCModel:
         self.tokens = [" " if t == SPACE_SYMBOL else t for t in meta["tokens"].splitlines()]
         self.sample_rate = int(meta["sample_rate"])
         self.frame_shift_s = float(meta["frame_shift_s"])
+        # files from before this key: frame starts (0 s) are the best guess
+        self.first_frame_centre_s = float(meta.get("first_frame_centre_s", 0.0))
         self.word_delimiter = meta.get("word_delimiter", " ") or None
         self.blank_id = int(meta.get("blank_id", "0"))
         out_dim = self.session.get_outputs()[0].shape[-1]

@@ -18,6 +18,7 @@ Output directory layout (``--out DIR``):
   DIR/checkpoints/best.pt                         the same state at the best epoch
   DIR/checkpoints/epochN.pt                       weights of the last ``average_last`` epochs
   DIR/train_log.csv                               one row per epoch
+  DIR/tensorboard/                                TensorBoard events (when tensorboard is installed)
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ DEFAULT_TRAIN = {
     "accum_grad": 1,           # batches per rank accumulated into one optimizer step
     "max_steps": 0,            # >0: stop after this many optimizer steps (smoke tests, benchmarks)
     "checkpoint_every_steps": 0,  # >0: also write checkpoints/last.pt every N optimizer steps mid-epoch
+    "tensorboard": True,       # write DIR/tensorboard/ events when the tensorboard package is installed
 }
 
 
@@ -447,6 +449,8 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
             with atomic_open(log_path) as f:
                 csv.writer(f).writerows(keep)
     ckpt_every = int(cfg["checkpoint_every_steps"])
+    # Events at the checkpoint's own step were written before it was saved: keep them.
+    tb = _tensorboard_writer(out, step + 1 if resume else None) if is_main and cfg["tensorboard"] else None
 
     params = list(model.parameters())
     result = {}
@@ -535,6 +539,9 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
             sched.step()
             step += 1
             tot_loss, tot_utts, audio_s = tot_loss + step_loss, tot_utts + n_local, audio_s + step_audio_s
+            if tb is not None and step % cfg["log_every"] == 0:
+                tb.add_scalar("train/loss", step_loss / max(1, n_local), step)
+                tb.add_scalar("train/lr", sched.get_last_lr()[0], step)
             if bar is not None and step % cfg["log_every"] == 0:
                 bar.set_postfix(loss=f"{tot_loss / max(1, tot_utts):.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
             # Not after the epoch's last step: the epoch-end checkpoint follows at once.
@@ -578,12 +585,19 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
                 csv.writer(f).writerow([epoch + 1, step, f"{train_loss:.5f}", f"{v['loss']:.5f}", f"{v['cer']:.5f}",
                                         f"{v['wer']:.5f}", f"{sched.get_last_lr()[0]:.3e}", f"{epoch_s:.1f}",
                                         f"{audio_s / 3600:.4f}", bad_batches])
+            if tb is not None:
+                for k, val in (("train/epoch_loss", train_loss), ("valid/loss", v["loss"]), ("valid/cer", v["cer"]),
+                               ("valid/wer", v["wer"]), ("speed/audio_s_per_s", audio_s / max(epoch_s, 1e-9))):
+                    tb.add_scalar(k, val, step)
+                tb.flush()
             _save_epoch(model, tok, out, ckpt_dir, cfg, model_cfg, opt, sched, scaler, use_scaler, epoch, step, best,
                         improved, rng_ranks)
             log.info("step %d: checkpoint (end of epoch %d)", step, epoch + 1)
         result = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": v["loss"], "valid_cer": v["cer"],
                   "valid_wer": v["wer"], "best_cer": best[0], "skipped_utterances": sum(train_skipped.values()),
                   "step": step}
+    if tb is not None:
+        tb.close()
     if int(cfg["average_last"]) > 1 and result:
         _barrier()  # the other ranks read the epoch files rank 0 has just written
         result["averaged"] = _try_average(model, tok, out, ckpt_dir, cfg, valid_loader, dev, amp_dtype, best,
@@ -593,6 +607,18 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
         save_model_dir(model, tok, out)
     _barrier()  # nobody returns (and tears the group down) while rank 0 is still writing
     return result
+
+
+def _tensorboard_writer(out, resume_step):
+    """A SummaryWriter on ``out/tensorboard`` when the tensorboard package is installed, else
+    None (the CSV log is always written). On resume, ``purge_step`` makes TensorBoard drop
+    the events a killed run wrote after its checkpoint, so the curves show no doubled steps."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.info("tensorboard not installed: no event files (pip install tensorboard); train_log.csv as always")
+        return None
+    return SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=resume_step)
 
 
 def _load_checkpoint(path):

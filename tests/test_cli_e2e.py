@@ -69,6 +69,31 @@ def test_resume_continues_from_last_checkpoint(trained, tmp_path):
                  trained["manifest"], "--out", str(tmp_path / "fresh"), "--resume"]) == 1  # nothing to resume
 
 
+def _scalars(d, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(d / "tensorboard"))
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def test_tensorboard_events_per_epoch_and_after_resume(trained, tmp_path):
+    pytest.importorskip("tensorboard")
+    d = trained["dir"]
+    cer = _scalars(d, "valid/cer")
+    rows = list(csv.DictReader(open(d / "train_log.csv")))
+    assert [s for s, _ in cer] == [int(r["step"]) for r in rows]
+    assert [round(v, 5) for _, v in cer] == [float(r["valid_cer"]) for r in rows]
+    # A resumed run appends to the same curves (purge_step drops anything a killed run
+    # wrote after its checkpoint), so the steps stay strictly increasing.
+    r = tmp_path / "model"
+    shutil.copytree(d, r)
+    assert main(["-q", "train", "--config", str(trained["conf"]), "--train", trained["manifest"], "--valid",
+                 trained["manifest"], "--out", str(r), "--resume", "--epochs", "5"]) == 0
+    steps = [s for s, _ in _scalars(r, "valid/loss")]
+    assert len(steps) == 5 and steps == sorted(set(steps))
+
+
 def test_reload_transcribe_and_evaluate_through_the_cli(trained, synth_digits_corpus, tmp_path):
     manifest = synth_digits_corpus["manifest"]
     wavs = [str(manifest.parent / json.loads(line)["audio_filepath"]) for line in open(manifest)][:3]

@@ -212,9 +212,14 @@ def test_concat_and_edge_trim_augmentation(tmp_path):
         sf.write(tmp_path / f"{k}.wav", x, sr)
         items.append((Utterance(f"u{k}", str(tmp_path / f"{k}.wav"), len(x) / sr, "x"), [2 + k, 3 + k]))
     ds = AudioDataset(items, sr, {"concat_prob": 1.0, "concat_pause_s": (0.2, 0.2)}, join_ids=[1])
-    x, ids, _ = ds[0]
-    assert ids == [2, 3, 1, 3, 4]
+    assert ds[0][1] == [2, 3]  # single items are never joined
+    (x, ids, uid), = ds.__getitems__([0, 1])
+    assert ids == [2, 3, 1, 3, 4] and uid == "u0+u1"
     assert len(x) == 12000 + int(0.2 * sr) + 16000
+    odd = ds.__getitems__([1, 0, 1])
+    assert [len(o[1]) for o in odd] == [5, 2]
+    none = AudioDataset(items, sr, {"concat_prob": 0.0}, join_ids=[1]).__getitems__([0, 1])
+    assert [o[1] for o in none] == [[2, 3], [3, 4]]
     rng = np.random.default_rng(0)
     y = np.r_[np.zeros(1000), np.ones(500), np.zeros(700)].astype(np.float32)
     lens = set()

@@ -92,6 +92,7 @@ def test_onnx_inputs_outputs_and_metadata(onnx_file):
     assert meta["tokens"] == (model_dir / "tokens.txt").read_text(encoding="utf-8")
     assert meta["sample_rate"] == "16000"
     assert float(meta["frame_shift_s"]) == pytest.approx(0.03)
+    assert float(meta["first_frame_centre_s"]) == pytest.approx(0.026)
     assert meta["word_delimiter"] == " " and meta["blank_id"] == "0"
 
 

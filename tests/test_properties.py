@@ -396,3 +396,22 @@ def test_bad_shapes_raise_decoding_error_only(V, data):
             dec(x, lengths)
         except DecodingError:
             pass
+
+
+@props(300)
+@given(e=emissions(min_b=1, max_b=1, min_t=1, max_t=40, max_v=6), beam=st.sampled_from([1, 2, 4, 8, 32]))
+def test_beam_is_never_worse_than_greedy_on_any_output(e, beam):
+    """Any input, flat ones included, any beam: the beam decoder (no LM) returns a labelling
+    at least as probable as greedy's; it rescores greedy's exactly when the beam lost it."""
+    from ctcasr.decoding.beam import ctc_forward
+
+    lp, _, V = e
+    x = lp[0]
+    tokens = _tokens(V)
+    g = GreedyDecoder(tokens)(x)[0]
+    hyps = BeamSearchDecoder(tokens, beam_size=beam)(x, n_best=3)
+    assert ctc_log_prob(x, hyps[0].tokens) >= ctc_log_prob(x, g.tokens) - 1e-9
+    assert ctc_forward(x, g.tokens) == pytest.approx(ctc_log_prob(x, g.tokens), abs=1e-9)
+    assert len({h.tokens for h in hyps}) == len(hyps)  # n-best stays distinct
+    for h in hyps:
+        _check_hypothesis(h, x.shape[0], V, tokens, " " if " " in tokens else None)

@@ -503,8 +503,64 @@ class BeamSearchDecoder:
         for b in range(x.shape[0]):
             s = BeamSearchStream(self)
             s._advance(x[b, : lens[b]])
-            out.append(s.finish(n_best))
+            hyps = s.finish(n_best)
+            if not self._extras:
+                hyps = self._not_worse_than_greedy(x[b, : lens[b]], hyps, n_best)
+            out.append(hyps)
         return out if batched else out[0]
+
+    def _not_worse_than_greedy(self, lp: np.ndarray, hyps: list, n_best: int) -> list:
+        """Guarantee (without LM/hotwords/word score) that the answer is at least as probable
+        as greedy's labelling. A finite beam can prune the prefix that would have become the
+        greedy labelling on flat, uncertain outputs (measured: beam 32 lost to greedy in 12
+        of 4000 random near-uniform inputs); rescoring the greedy labelling exactly costs one
+        CTC forward pass, and only when it differs from the beam's best, which on a trained
+        model's peaky outputs it almost never does."""
+        if lp.shape[0] == 0:
+            return hyps
+        g = lp.argmax(axis=1)
+        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        keep = g[starts] != self.blank
+        labels = tuple(int(t) for t in g[starts][keep])
+        if hyps and hyps[0].tokens == labels:
+            return hyps
+        lp_g = ctc_forward(lp, labels, self.blank)
+        if hyps and lp_g <= hyps[0].am_score:
+            return hyps
+        # peak frame of each kept run, as GreedyDecoder reports it
+        ends = np.r_[starts[1:], lp.shape[0]][keep]
+        best = lp[np.arange(lp.shape[0]), g]
+        frames = [int(a + np.argmax(best[a:e])) for a, e in zip(starts[keep], ends)]
+        h = Hypothesis(tokens=labels, text=join_text(labels, self.tokens, self.word_delimiter),
+                       timesteps=tuple(frames), words=split_words(labels, frames, self.tokens, self.word_delimiter),
+                       score=lp_g, am_score=lp_g, lm_score=0.0)
+        return ([h] + [x for x in hyps if x.tokens != labels])[:n_best]
+
+
+def ctc_forward(log_probs: np.ndarray, labels, blank: int = 0) -> float:
+    """log P(labels | log_probs) summed over every CTC alignment (the forward algorithm),
+    ``log_probs [T, V]``; -inf when the labelling cannot fit in T frames."""
+    T = log_probs.shape[0]
+    ext = np.full(2 * len(labels) + 1, blank, np.int64)
+    ext[1::2] = labels
+    S = ext.size
+    # a state may skip the blank before it when its label differs from the one two back
+    skip = np.zeros(S, bool)
+    skip[3::2] = ext[3::2] != ext[1:-2:2]
+    e = log_probs[:, ext]
+    alpha = np.full(S, _NEG_INF)
+    alpha[0] = e[0, 0]
+    if S > 1:
+        alpha[1] = e[0, 1]
+    prev1 = np.empty(S)
+    prev2 = np.empty(S)
+    for t in range(1, T):
+        prev1[0] = _NEG_INF
+        prev1[1:] = alpha[:-1]
+        prev2[:] = _NEG_INF
+        prev2[2:][skip[2:]] = alpha[:-2][skip[2:]]
+        alpha = np.logaddexp(np.logaddexp(alpha, prev1), prev2) + e[t]
+    return float(np.logaddexp(alpha[-1], alpha[-2]) if S > 1 else alpha[-1])
 
 
 # Rows of the per-hypothesis state arrays. Floats F: log-prob ending in blank, in the last
