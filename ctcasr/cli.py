@@ -312,11 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="PNG to write (default EXP_DIR/training.png)")
     s.set_defaults(func=cmd_plot_training)
 
-    from . import align, export, plot
+    from . import align, datacli, export, plot
 
     align.add_parser(sub)
     plot.add_parser(sub)
     export.add_parser(sub)
+    datacli.add_parser(sub)
     _add_global_options(sub)
     return p
 

@@ -169,7 +169,9 @@ def read_kaldi_dir(d) -> list:
             if uid not in texts:
                 no_text += 1
                 continue
-            utts.append(Utterance(uid, wavs[rec], max(0.0, e - s), texts[uid], s))
+            # Marked as a segment: one starting at 0.0 has no offset to say it is not the
+            # whole recording, and readers must still cut it to its duration.
+            utts.append(Utterance(uid, wavs[rec], max(0.0, e - s), texts[uid], s, {"segment": True}))
     else:
         for uid, p in wavs.items():
             if uid not in texts:

@@ -119,7 +119,8 @@ class Transcriber:
     def transcribe_utterances(self, utts, batch_size: int = 8, progress: bool = False, on_result=None):
         """Like transcribe_files for data.Utterance records (honours Kaldi segment offsets)."""
         return self._transcribe_many([self._opener(u.audio_filepath, offset_s=u.offset,
-                                                   duration_s=u.duration if u.offset else None) for u in utts],
+                                                   duration_s=u.duration if u.offset or u.extra.get("segment")
+                                                   else None) for u in utts],
                                      batch_size, progress, on_result)
 
     # ------------------------------------------------------------------ internals

@@ -182,3 +182,17 @@ def test_srt_vtt_ctm_exact():
                                                                   "end_s": 3661.5, "confidence": 0.75}
     with pytest.raises(ValueError):
         render(t, "doc")
+
+
+def test_kaldi_segment_starting_at_zero_is_cut_to_its_end(tmp_path, capsys):
+    """A segment "0.0 1.2" has no offset to tell it from a whole recording; it must still
+    be cut at 1.2 s (it was read whole before)."""
+    name = sorted(_samples())[0]
+    kd = tmp_path / "kaldi"
+    kd.mkdir()
+    (kd / "wav.scp").write_text(f"rec1 {SAMPLES / name}\n")
+    (kd / "segments").write_text("s0 rec1 0.0 1.2\ns1 rec1 1.2 2.2\n")
+    (kd / "text").write_text("s0 x\ns1 x\n")
+    assert main(["transcribe", str(kd), "--format", "json", "--decoder", "greedy", "-q"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["duration_s"] for r in rows] == [1.2, 1.0]
