@@ -126,7 +126,8 @@ def test_beam_decoder_and_api_on_the_trained_model(trained, synth_digits_corpus)
 
 
 @pytest.mark.parametrize("cmd", [[], ["prepare"], ["train"], ["transcribe"], ["evaluate"], ["synth"], ["lm"],
-                                 ["lm", "build"]])
+                                 ["lm", "build"], ["plot-training"], ["align"], ["plot"], ["export"], ["data"],
+                                 ["data", "prepare-librispeech"], ["data", "import-kaldi"]])
 def test_help_everywhere(cmd):
     r = run_cli(*cmd, "--help")
     assert r.returncode == 0 and "usage:" in r.stdout
