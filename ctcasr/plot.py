@@ -14,9 +14,21 @@ a plotting stack, and a missing one is a one-line error, not a traceback.
 from __future__ import annotations
 
 import csv
+import logging
+import re
+import unicodedata
+import warnings
 from pathlib import Path
 
 from .errors import CTCASRError
+
+log = logging.getLogger(__name__)
+
+# Fonts with Han characters (matplotlib's DejaVu Sans has none), the common Debian ones
+# first: fonts-noto-cjk, fonts-wqy-microhei, fonts-wqy-zenhei, fonts-arphic-*.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC", "WenQuanYi Micro Hei",
+             "WenQuanYi Zen Hei", "Droid Sans Fallback", "AR PL UMing CN", "AR PL UKai CN")
+_CJK_FILE = re.compile(r"cjk|wqy|sourcehan|droidsansfallback|ukai|uming", re.IGNORECASE)
 
 
 def read_train_log(exp_dir) -> list[dict]:
@@ -138,6 +150,33 @@ def _show(token: str) -> str:
     return "␣" if token == " " else token
 
 
+def _font_rc(labels) -> dict | None:
+    """rcParams under which ``labels`` render: {} for Latin/Greek text; for text with wide
+    (CJK) characters, DejaVu Sans (φ, ␣, digits) followed by an installed CJK font, which
+    matplotlib falls back to glyph by glyph. None when no CJK font is installed (the
+    characters come out as empty boxes): one warning here says what to install."""
+    if not any(unicodedata.east_asian_width(ch) in "WF" for t in labels for ch in t):
+        return {}
+    from matplotlib import font_manager
+
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    if not any(n in names for n in CJK_FONTS):
+        # matplotlib's font cache predates the font package: add the font files themselves.
+        for path in font_manager.findSystemFonts():
+            if _CJK_FILE.search(Path(path).name):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    pass
+        names = {f.name for f in font_manager.fontManager.ttflist}
+    found = [n for n in CJK_FONTS if n in names]
+    if not found:
+        log.warning("no font with CJK characters installed: the tokens are drawn as boxes "
+                    "(Debian/Ubuntu: apt-get install fonts-wqy-microhei or fonts-noto-cjk)")
+        return None
+    return {"font.family": ["DejaVu Sans", *found]}
+
+
 def plot_posteriorgram(model, tokenizer, waveform, out, sample_rate: int | None = None,
                        title: str | None = None, words=None, max_rows: int = 40) -> Path:
     """Write the posteriorgram of ``waveform`` to the PNG ``out`` and return its path.
@@ -146,11 +185,29 @@ def plot_posteriorgram(model, tokenizer, waveform, out, sample_rate: int | None 
     posterior of every token per output frame (at most ``max_rows`` tokens: those that
     peak highest, so a large vocabulary stays readable); the blank's posterior with the
     greedy decoder's tokens marked at their spike frames. ``words`` (e.g. from
-    ``ctcasr.align.align``) are drawn as spans over the spectrogram.
+    ``ctcasr.align.align``) are drawn as spans over the spectrogram. Chinese (and other
+    CJK) tokens are drawn with an installed CJK font (see ``_font_rc``).
     """
+    plt = _pyplot("plot")
+    rc = _font_rc(tokenizer.tokens)
+    # Text objects take their font when created and tick labels when drawn: both happen
+    # inside the context.
+    fm_log = logging.getLogger("matplotlib.font_manager")
+    fm_level = fm_log.level
+    with plt.rc_context(rc or {}), warnings.catch_warnings():
+        if rc is None:  # warned once above, not once per missing glyph
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        if rc:  # CJK fonts seldom have a bold face; regular is fine, the warning is noise
+            fm_log.setLevel(logging.ERROR)
+        try:
+            return _draw_posteriorgram(plt, model, tokenizer, waveform, out, sample_rate, title, words, max_rows)
+        finally:
+            fm_log.setLevel(fm_level)
+
+
+def _draw_posteriorgram(plt, model, tokenizer, waveform, out, sample_rate, title, words, max_rows) -> Path:
     import numpy as np
 
-    plt = _pyplot("plot")
     d = posteriorgram(model, tokenizer, waveform, sample_rate)
     lp, hyp = d["log_probs"], d["hypothesis"]
     post = np.exp(lp)

@@ -11,7 +11,8 @@
 #   scripts/install_tts.sh PKG...    also these packages (a recipe's extra festival voices)
 set -euo pipefail
 
-PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox)
+# fonts-wqy-microhei: Han characters in posteriorgram labels (recipes/tts_zh, tests).
+PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fonts-wqy-microhei)
 check=false
 for a in "$@"; do
     case "$a" in

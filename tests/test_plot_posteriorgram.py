@@ -95,3 +95,29 @@ def test_plot_errors(tmp_path, monkeypatch):
     with pytest.raises(CTCASRError, match=r"plot needs matplotlib: pip install 'ctcasr\[plot\]'"):
         a.func(a)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_chinese_tokens_are_drawn_with_a_cjk_font(tmp_path):
+    pytest.importorskip("matplotlib")
+    import warnings
+
+    import torch
+
+    from ctcasr.model import DEFAULT_CONFIG, CTCModel, merge_config
+    from ctcasr.plot import _font_rc
+    from ctcasr.tokenizer import Tokenizer
+
+    assert _font_rc(["φ", " ", "a", "b"]) == {}  # Latin models: matplotlib's defaults
+    tok = Tokenizer(["φ", "好", "棒"], word_delimiter=None)
+    rc = _font_rc(tok.tokens)
+    if rc is None:
+        pytest.skip("no CJK font installed (recipes/tts_zh installs fonts-wqy-microhei)")
+    assert rc["font.family"][0] == "DejaVu Sans" and len(rc["font.family"]) > 1
+    torch.manual_seed(0)
+    model = CTCModel(merge_config(DEFAULT_CONFIG, {"encoder": {"hidden": 8, "layers": 1}}), len(tok))
+    x = 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = plot_posteriorgram(model, tok, x, tmp_path / "zh.png", title="好棒棒")
+    assert _png_size(out)[0] > 700
+    assert not [w for w in caught if "missing from font" in str(w.message)]
