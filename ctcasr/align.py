@@ -340,7 +340,7 @@ def add_parser(subparsers):
     s = subparsers.add_parser(
         "align", help="word and token times of a known transcript (forced alignment)",
         description="Find when each word of TRANSCRIPT is spoken in AUDIO (CTC forced alignment with "
-        "torchaudio). Prints JSON (words with start_s/end_s/confidence and their tokens), CTM or SRT. "
+        "torchaudio). Prints JSON (words with start_s/end_s/confidence and their tokens), CTM, SRT or VTT. "
         f"One call aligns up to about {MAX_ALIGN_BYTES / 1e9:.0f} GB of frames x CTC states (roughly a "
         "quarter of an hour of continuous speech); split longer recordings.")
     s.add_argument("audio", metavar="AUDIO", help="audio file (wav, flac, ogg, mp3, ...)")

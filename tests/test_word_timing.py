@@ -177,15 +177,13 @@ def load_shipped():
     tokens = tok.decoder_tokens
     wd = tok.word_delimiter
     lm = NGramLM.from_arpa(resolve_model_dir("digits") / "lm.arpa")
-    fe = model.frontend
     return {
         "model": model,
+        "tokenizer": tok,
         "delimiter_id": tokens.index(wd),
         "greedy": GreedyDecoder(tokens, blank=0, word_delimiter=wd, input_type="log_probs"),
         "beam": BeamSearchDecoder(tokens, blank=0, beam_size=32, word_delimiter=wd, lm=lm, lm_weight=0.5,
                                   word_score=1.0, input_type="log_probs"),
-        "frame_shift_s": model.frame_shift_s,
-        "first_frame_centre_s": fe.first_frame_centre_s,  # 26 ms here
     }
 
 
@@ -229,10 +227,7 @@ def measure(sentences, shipped, decoder, match="words"):
 
     key = f"asr_{decoder}"
     if key not in shipped:
-        from ctcasr.model import load_model_dir
-
-        tok = load_model_dir("digits", "cpu")[1]
-        asr = Transcriber(shipped["model"], tok, "cpu", decoder="greedy")
+        asr = Transcriber(shipped["model"], shipped["tokenizer"], "cpu", decoder="greedy")
         asr.decoder = shipped[decoder]
         shipped[key] = asr
     d_start, d_end, n_utts = [], [], 0
