@@ -179,11 +179,15 @@ def _add_decoder_args(s):
     s.add_argument("--decoder", choices=["auto", "greedy", "beam"], default="auto",
                    help="auto (default): beam search when the model directory has an lm.arpa (or --lm "
                    "names one), else greedy")
-    s.add_argument("--beam-size", type=int, default=32, help="beam search: hypotheses kept per frame")
+    # None: the model directory's decode.yaml (ctcasr tune-lm --write), else 32 / 0.5 / 1.0.
+    s.add_argument("--beam-size", type=int, default=None, help="beam search: hypotheses kept per frame "
+                   "(default: the model's decode.yaml, else 32)")
     s.add_argument("--lm", default="default", help="beam search: ARPA file, 'none', or 'default' (the model "
                    "directory's lm.arpa when it has one)")
-    s.add_argument("--lm-weight", type=float, default=0.5, help="beam search: weight of the LM log-probability")
-    s.add_argument("--word-score", type=float, default=1.0, help="beam search: bonus per word")
+    s.add_argument("--lm-weight", type=float, default=None, help="beam search: weight of the LM log-probability "
+                   "(default: the model's decode.yaml, else 0.5)")
+    s.add_argument("--word-score", type=float, default=None, help="beam search: bonus per word "
+                   "(default: the model's decode.yaml, else 1.0)")
 
 
 def cmd_evaluate(a):
@@ -312,9 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="PNG to write (default EXP_DIR/training.png)")
     s.set_defaults(func=cmd_plot_training)
 
-    from . import align, datacli, export, plot
+    from . import align, datacli, export, plot, tune
 
     align.add_parser(sub)
+    tune.add_parser(sub)
     plot.add_parser(sub)
     export.add_parser(sub)
     datacli.add_parser(sub)

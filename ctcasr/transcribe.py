@@ -77,13 +77,22 @@ class Transcriber:
         worth its cost; the shipped digits model's lm.arpa takes test WER from 4.1 % to 2.5 %).
         ``lm`` (beam decoder only): ``"default"`` uses the model directory's ``lm.arpa``
         when it has one, ``None`` or ``"none"`` decodes without LM, a path loads that ARPA
-        file, an NGramLM is used as is."""
+        file, an NGramLM is used as is. ``beam_size``, ``lm_weight`` and ``word_score``
+        default to the model directory's ``decode.yaml`` (``ctcasr tune-lm --write``), else
+        32, 0.5 and 1.0."""
         from .model import resolve_model_dir
+        from .tune import read_decode_defaults
 
         dev = pick_device(device)
         m, tok = load_model_dir(model, dev)
         if decoder in ("beam", "auto"):
-            decoder_options["lm"] = _resolve_lm(lm, resolve_model_dir(model))
+            mdir = resolve_model_dir(model)
+            decoder_options["lm"] = _resolve_lm(lm, mdir)
+            # Options not given (or given as None) come from the model directory's
+            # decode.yaml (written by `ctcasr tune-lm`), else the built-in defaults.
+            for k, v in read_decode_defaults(mdir).items():
+                if decoder_options.get(k) is None:
+                    decoder_options[k] = v
             if decoder == "auto":
                 decoder = "beam" if decoder_options["lm"] is not None else "greedy"
         if decoder == "greedy":
