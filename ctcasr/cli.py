@@ -216,7 +216,7 @@ def cmd_synth(a):
 def cmd_lm_build(a):
     from .decoding.lm import build_lm_cli
 
-    lm = build_lm_cli(a.text, a.order, a.output, token_level=a.token_level, lowercase=a.lowercase)
+    lm = build_lm_cli(a.text, a.order, a.output, token_level=a.token_level, lowercase=a.lowercase, prune=a.prune)
     counts = ", ".join(f"{n} {k}-grams" for k, n in enumerate(lm.counts(), start=1))
     print(f"wrote {a.output} ({counts})")
     return 0
@@ -307,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--token-level", action="store_true",
                    help="every non-space character is a word (for models with word_delimiter: null, e.g. Chinese)")
     b.add_argument("--lowercase", action="store_true", help="lower-case the text first")
+    b.add_argument("--prune", type=int, nargs="+", metavar="N", help="count thresholds per order as in KenLM's "
+                   "lmplz --prune: '0 1 1' drops 2- and 3-grams seen once (back-off weights are renormalised)")
     b.set_defaults(func=cmd_lm_build)
 
     s = sub.add_parser("plot-training", help="PNG of the loss and CER curves of a training run",

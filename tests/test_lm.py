@@ -47,6 +47,77 @@ def test_kn_normalised_on_random_corpora(sents, order):
         assert abs(total_prob(lm, s) - 1.0) < 1e-9
 
 
+BIGGER = CORPUS * 2 + ["the cat sat on the log", "a big cat ran to the dog", "the mat sat",
+                       "on a log the dog ran", "the cat and the dog sat on a big mat"]
+
+
+def _states(lm):
+    out = [lm.begin_state(), ()]
+    for ws in (["the"], ["the", "cat"], ["a", "zebra"], ["dog", "ran", "to"], ["on", "the"], ["big", "cat", "sat"]):
+        s = lm.begin_state()
+        for w in ws:
+            _, s = lm.score(s, w)
+        out.append(s)
+    return out
+
+
+@pytest.mark.parametrize("order, prune", [(2, [0, 1]), (3, [0, 1, 1]), (3, [0, 0, 2]), (4, [0, 1, 2, 3]), (3, [0, 1])])
+def test_pruned_model_is_smaller_normalised_and_valid_arpa(order, prune, tmp_path):
+    full = NGramLM.from_text(BIGGER, order=order)
+    lm = NGramLM.from_text(BIGGER, order=order, prune=prune)
+    assert lm.counts()[0] == full.counts()[0]          # unigrams are never pruned
+    assert sum(lm.counts()[1:]) < sum(full.counts()[1:])
+    for s in _states(lm):
+        assert abs(total_prob(lm, s) - 1.0) < 1e-9, s
+    # ARPA's structural rule: the context and the suffix of every listed n-gram are listed
+    for n in range(2, order + 1):
+        for g in lm.ngrams[n]:
+            assert g[:-1] in lm.ngrams[n - 1] and g[1:] in lm.ngrams[n - 1]
+    # kept n-grams keep their probabilities; the round trip through ARPA keeps the model
+    for n in range(2, order + 1):
+        for g, (lp, _) in lm.ngrams[n].items():
+            assert lp == full.ngrams[n][g][0]
+    out = tmp_path / "p.arpa"
+    lm.to_arpa(out)
+    back = NGramLM.from_arpa(out)
+    assert back.counts() == lm.counts()
+    for s in _states(back):
+        assert abs(total_prob(back, s) - 1.0) < 1e-6, s
+
+
+def test_pruning_renormalisation_is_exact_when_nothing_is_dropped():
+    """With thresholds that drop nothing, recomputing the back-offs from the kept
+    probabilities gives back the interpolation weights: the formula is the right one."""
+    full = NGramLM.from_text(BIGGER, order=3)
+    lm = NGramLM._estimate_kn([s.split() for s in BIGGER], 3)
+    lm._prune([0, 0, 0])
+    for n in (1, 2):
+        for g, (lp, bow) in full.ngrams[n].items():
+            assert lm.ngrams[n][g][0] == lp and abs(lm.ngrams[n][g][1] - bow) < 1e-9, g
+
+
+@pytest.mark.parametrize("prune, msg", [([1, 1], "0 for unigrams"), ([0, 2, 1], "must not decrease"),
+                                        ([0, 1, 1, 1], "one per order"), ([0, -1], ">= 0")])
+def test_bad_prune_thresholds(prune, msg):
+    with pytest.raises(ValueError, match=msg):
+        NGramLM.from_text(CORPUS, order=3, prune=prune)
+
+
+def test_lm_build_cli_prune(tmp_path):
+    import subprocess
+    import sys
+
+    text = tmp_path / "t.txt"
+    text.write_text("\n".join(BIGGER) + "\n")
+    r = subprocess.run([sys.executable, "-m", "ctcasr", "lm", "build", str(text), "--order", "3", "--prune", "0", "1",
+                        "1", "-o", str(tmp_path / "p.arpa")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert NGramLM.from_arpa(tmp_path / "p.arpa").counts() == NGramLM.from_text(BIGGER, 3, prune=[0, 1, 1]).counts()
+    r = subprocess.run([sys.executable, "-m", "ctcasr", "lm", "build", str(text), "--prune", "1", "-o",
+                        str(tmp_path / "q.arpa")], capture_output=True, text=True)
+    assert r.returncode == 1 and "0 for unigrams" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_kneser_ney_prefers_seen_continuations_and_unk_gets_mass():
     lm = NGramLM.from_text(CORPUS, order=2)
     s = lm.begin_state()

@@ -321,14 +321,23 @@ class NGramLM:
     # -------------------------------------------------------------- estimation
     @classmethod
     def from_text(cls, lines: Iterable, order: int = 3, token_level: bool = False,
-                  lowercase: bool = False) -> NGramLM:
+                  lowercase: bool = False, prune: Sequence[int] | None = None) -> NGramLM:
         """Estimate an interpolated modified Kneser-Ney model.
 
         ``lines``: an iterable of sentences, each a string (split on whitespace, or into
         characters with ``token_level=True``, whitespace dropped) or a list of words.
+        ``prune``: count thresholds per order, as KenLM's ``lmplz --prune`` (e.g. ``[0, 1, 1]``
+        drops the 2- and 3-grams seen once); see :meth:`_prune`.
         """
         if order < 1:
             raise LMError(f"n-gram order must be >= 1, got {order}")
+        if prune is not None:
+            prune = [int(x) for x in prune]
+            if len(prune) > order or any(x < 0 for x in prune) or (prune and prune[0] != 0):
+                raise LMError(f"prune thresholds {prune}: one per order (at most {order}), >= 0, "
+                              "and 0 for unigrams (every word stays in the vocabulary)")
+            if any(b < a for a, b in zip(prune, prune[1:])):
+                raise LMError(f"prune thresholds {prune} must not decrease with the order (as in KenLM)")
         sents = []
         for s in lines:
             if isinstance(s, str):
@@ -344,7 +353,10 @@ class NGramLM:
                 sents.append(words)
         if not sents:
             raise LMError("cannot estimate a language model from empty text")
-        return cls._estimate_kn(sents, order)
+        lm = cls._estimate_kn(sents, order)
+        if prune and any(prune):
+            lm._prune(prune)
+        return lm
 
     @classmethod
     def _estimate_kn(cls, sents: list[list[str]], N: int) -> NGramLM:
@@ -416,7 +428,65 @@ class NGramLM:
         # <s> is listed with log10 p = -99 (never predicted) and carries a back-off.
         g1 = gammas[1].get((bos,))
         ngrams[1][(bos,)] = (-99.0 * LN10, math.log(g1) if (g1 and N > 1) else 0.0)
-        return cls(N, vocab, ngrams)
+        lm = cls(N, vocab, ngrams)
+        lm._adj_counts = adj
+        return lm
+
+    def _prune(self, thresholds: Sequence[int]) -> None:
+        """Drop n-grams (order >= 2) whose adjusted count (the top order's raw count, the
+        lower orders' continuation count) is at most ``thresholds[n-1]``, as KenLM's
+        ``--prune`` does, then recompute the back-off weights so that every context's
+        distribution still sums to one. Why: an unpruned 3-gram from half a million words
+        is ~17 MB of ARPA and seconds to load; most of it is n-grams seen once.
+
+        The kept n-grams keep their interpolated probabilities; what the dropped ones had
+        goes to the back-off: bow(h) = (1 - sum_kept p(w|h)) / (1 - sum_kept p_lower(w|h')),
+        the standard renormalisation (for unpruned interpolated KN it equals the
+        interpolation weight, so nothing changes where nothing is dropped). An n-gram that
+        is the context or the suffix of a kept longer one is kept too, as ARPA requires."""
+        adj = self._adj_counts
+        N, ng = self.order, self.ngrams
+        th = list(thresholds) + [thresholds[-1]] * (N - len(thresholds))
+        keep = [set() for _ in range(N + 1)]
+        for n in range(N, 1, -1):
+            for g in ng[n]:
+                if adj[n].get(g, 0) > th[n - 1]:
+                    keep[n].add(g)
+            for g in keep[n]:
+                if n - 1 >= 2:
+                    keep[n - 1].add(g[:-1])
+                    keep[n - 1].add(g[1:])
+        for n in range(2, N + 1):
+            ng[n] = {g: ng[n][g] for g in ng[n] if g in keep[n]}
+        # back-off weights, lowest order first: each needs the final lower-order model
+        self._cache.clear()
+        for n in range(1, N):
+            sp, sl = defaultdict(float), defaultdict(float)
+            for g, (lp, _) in ng[n + 1].items():
+                h = g[:-1]
+                sp[h] += math.exp(lp)
+                sl[h] += math.exp(self._backoff_logp(g[1:]))
+            table = ng[n]
+            for h, (lp, _) in table.items():
+                if h in sp:
+                    num, den = 1.0 - sp[h], 1.0 - sl[h]
+                    bow = math.log(max(num, 1e-12) / max(den, 1e-12))
+                else:
+                    bow = 0.0  # no longer a context of anything listed
+                table[h] = (lp, bow)
+        del self._adj_counts
+
+    def _backoff_logp(self, g: tuple) -> float:
+        """log p(g[-1] | g[:-1]) under the model as it stands (back-off rule)."""
+        bow = 0.0
+        for start in range(len(g)):
+            e = self.ngrams[len(g) - start].get(g[start:])
+            if e is not None:
+                return e[0] + bow
+            he = self.ngrams[len(g) - start - 1].get(g[start:-1]) if len(g) - start > 1 else None
+            if he is not None:
+                bow += he[1]
+        return bow + self.missing_unk_logp
 
     @staticmethod
     def _kn_discounts(t: Counter) -> tuple[float, float, float]:
@@ -434,7 +504,7 @@ class NGramLM:
 
 
 def build_lm_cli(text_path, order: int, out_path, token_level: bool = False,
-                 lowercase: bool = False) -> NGramLM:
+                 lowercase: bool = False, prune: Sequence[int] | None = None) -> NGramLM:
     """What ``ctcasr lm build TEXT --order N -o OUT`` runs: estimate and write an ARPA.
 
     ``text_path``: UTF-8 text, one sentence per line (``-`` is not special). Words are
@@ -451,7 +521,7 @@ def build_lm_cli(text_path, order: int, out_path, token_level: bool = False,
     except UnicodeDecodeError as e:
         raise LMError(f"{text_path}: not UTF-8 text ({e.reason})") from e
     try:
-        lm = NGramLM.from_text(lines, order=order, token_level=token_level, lowercase=lowercase)
+        lm = NGramLM.from_text(lines, order=order, token_level=token_level, lowercase=lowercase, prune=prune)
     except LMError as e:  # "empty text", "reserved word <s>": say which file
         raise LMError(f"{text_path}: {e}") from None
     lm.to_arpa(out_path)
