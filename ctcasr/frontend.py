@@ -127,8 +127,9 @@ class FrontEnd(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             spec = self.mel.spectrogram(x)  # [B, n_freq, T]
             if self.training and self.vtlp:
-                spec = self._warp(spec)
-            mel = self.mel.mel_scale(spec)  # [B, n_mels, T]
+                mel = self._warped_mel(spec)
+            else:
+                mel = self.mel.mel_scale(spec)  # [B, n_mels, T]
         feats = torch.log(mel + 1e-4).transpose(1, 2)
         frame_lengths = self.num_frames(lengths)
         if self.utterance_cmn:
@@ -150,23 +151,35 @@ class FrontEnd(nn.Module):
             feats = self._spec_augment(feats, flen)
         return self._stack(feats, flen)
 
-    def _warp(self, spec):
+    def _warp_matrix(self, B: int, F: int, device, dtype) -> torch.Tensor:
         """Vocal tract length perturbation (Jaitly & Hinton 2013), training only: stretch each
         utterance's frequency axis by a random factor so formants move as they do between
         speakers (a factor of ~1.15 takes an adult male's formants towards a female's). TTS
-        corpora have few real speakers; this is the cheapest way to hear more of them."""
-        B, F, T = spec.shape
+        corpora have few real speakers; this is the cheapest way to hear more of them.
+
+        Returns ``A`` [B, F, F] with warped_spec[b] = A[b] @ spec[b]: output bin f reads
+        input bin f / alpha by linear interpolation, bins above Nyquist are 0."""
         lo, hi = self.vtlp
-        alpha = torch.empty(B, 1, device=spec.device).uniform_(lo, hi)
-        # Output bin f reads input bin f / alpha (linear interpolation; above Nyquist -> 0).
-        src = torch.arange(F, device=spec.device, dtype=spec.dtype)[None, :] / alpha
+        alpha = torch.empty(B, 1, device=device).uniform_(lo, hi)
+        src = torch.arange(F, device=device, dtype=dtype)[None, :] / alpha
         i0 = src.floor().long().clamp(max=F - 1)
         i1 = (i0 + 1).clamp(max=F - 1)
-        w = (src - i0).clamp(0, 1)[..., None]
-        g0 = spec.gather(1, i0[..., None].expand(B, F, T))
-        g1 = spec.gather(1, i1[..., None].expand(B, F, T))
-        out = g0 * (1 - w) + g1 * w
-        return out * (src < F - 1)[..., None]
+        w = (src - i0).clamp(0, 1)
+        keep = (src < F - 1).to(dtype)
+        A = torch.zeros(B, F, F, device=device, dtype=dtype)
+        A.scatter_add_(2, i0[..., None], ((1 - w) * keep)[..., None])
+        A.scatter_add_(2, i1[..., None], (w * keep)[..., None])
+        return A
+
+    def _warped_mel(self, spec):
+        """mel_scale(warp(spec)) computed as (fb^T A) @ spec: the warp folds into each
+        utterance's [n_mels, F] filterbank, so the spectrogram [B, F, T] is read once by
+        one batched matmul instead of being gathered twice and interpolated (the front end
+        is the largest part of a training step after the LSTM; benchmarks/README.md)."""
+        B, F, _ = spec.shape
+        A = self._warp_matrix(B, F, spec.device, spec.dtype)
+        fbt = self.mel.mel_scale.fb.to(spec.dtype).t()  # [M, F]
+        return torch.matmul(fbt, A) @ spec  # [B, M, F] @ [B, F, T]
 
     def _stack(self, feats, flen):
         k = self.stack

@@ -226,6 +226,30 @@ def test_vtlp_warps_only_in_training_and_keeps_shapes():
     assert a[0, 5].reshape(3, 80).mean(0).argmax() != b[0, 5].reshape(3, 80).mean(0).argmax()
 
 
+def test_vtlp_filterbank_warp_equals_warping_the_spectrum():
+    """The warp is folded into the mel filterbank; the result must be what warping the
+    power spectrum bin by bin (linear interpolation, zero above Nyquist) and then applying
+    the plain filterbank gives."""
+    fe = FrontEnd(vtlp=[0.8, 1.25])
+    g = torch.Generator().manual_seed(0)
+    F = fe.n_fft // 2 + 1
+    spec = torch.rand(3, F, 50, generator=g) ** 2
+    torch.manual_seed(5)
+    got = fe._warped_mel(spec)
+    torch.manual_seed(5)
+    alpha = torch.empty(3, 1).uniform_(0.8, 1.25)
+    ref = torch.zeros_like(spec)
+    for b in range(3):
+        for f in range(F):
+            src = f / float(alpha[b])
+            if src < F - 1:
+                i0 = int(src)
+                w = src - i0
+                ref[b, f] = (1 - w) * spec[b, i0] + w * spec[b, min(i0 + 1, F - 1)]
+    ref = fe.mel.mel_scale(ref)
+    assert torch.allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
 def test_unknown_specaug_key_is_an_error():
     from ctcasr.errors import ConfigError
 
