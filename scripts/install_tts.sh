@@ -12,7 +12,9 @@
 set -euo pipefail
 
 # fonts-wqy-microhei: Han characters in posteriorgram labels (recipes/tts_zh, tests).
-PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fonts-wqy-microhei)
+# fortunes, wordnet-base: English text for recipes/tts_en to speak (and its tests).
+PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fonts-wqy-microhei
+          fortunes wordnet-base)
 check=false
 for a in "$@"; do
     case "$a" in
