@@ -23,7 +23,7 @@ from ctcasr.errors import AudioError, CTCASRError, DataError, TokenizerError
 from ctcasr.model import load_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "data" / "samples"
+SAMPLES = ROOT / "data" / "samples" / "digits"
 SR = 16000
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "oh"]
 # Voices the digits recipe holds out of training (recipes/digits/run.sh), so the model is

@@ -20,7 +20,7 @@ from ctcasr.model import CTCModel, load_model_dir, resolve_model_dir
 from ctcasr.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "data" / "samples"
+SAMPLES = ROOT / "data" / "samples" / "digits"
 # What the brief for exported models promises; measured: ~1e-4 (ONNX, DFT as a matrix
 # product), 0 (TorchScript, same FFT as eager).
 ATOL = 1e-3

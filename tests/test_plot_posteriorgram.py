@@ -13,7 +13,7 @@ from ctcasr.errors import AudioError, CTCASRError
 from ctcasr.model import load_model_dir
 from ctcasr.plot import add_parser, plot_posteriorgram, posteriorgram
 
-SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples" / "digits"
 SAMPLE = json.loads((SAMPLES / "samples.jsonl").read_text().splitlines()[0])
 WAV = SAMPLES / SAMPLE["audio_filepath"]
 

@@ -21,4 +21,4 @@ def test_readme_has_the_two_commands_and_ci_runs_the_second():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci in text
-    assert "ctcasr transcribe data/samples/*.wav" in text
+    assert "ctcasr transcribe data/samples/digits/*.wav" in text

@@ -1,4 +1,4 @@
-"""The shipped digits model and sample wavs: `ctcasr transcribe data/samples/*.wav` works
+"""The shipped digits model and sample wavs: `ctcasr transcribe data/samples/digits/*.wav` works
 right after install and prints what the samples say (voices the model never heard)."""
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "data" / "samples"
+SAMPLES = ROOT / "data" / "samples" / "digits"
 
 
 def _samples():

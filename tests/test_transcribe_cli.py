@@ -16,7 +16,7 @@ from ctcasr.cli import main
 from ctcasr.formats import cues, render, to_ctm, to_srt, to_vtt
 from ctcasr.transcribe import Transcript, Word
 
-SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples" / "digits"
 
 
 def _samples():

@@ -19,7 +19,7 @@
 #   3  word 2-gram LM from the training texts; test WER/CER with S/D/I, greedy and
 #      beam search + LM (ctcasr evaluate)
 #   4  with --ship true: copy the model (with its LM) into <repo>/data/models/digits and
-#      regenerate data/samples
+#      regenerate data/samples/digits
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -134,5 +134,5 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ "$ship" = true ]; then
   echo "== stage 4: ship to data/models/digits"
   mkdir -p ../../data/models/digits
   cp $exp/config.yaml $exp/tokens.txt $exp/model.pt $exp/lm.arpa ../../data/models/digits/
-  python local/make_samples.py --out-dir ../../data/samples
+  python local/make_samples.py --out-dir ../../data/samples/digits
 fi

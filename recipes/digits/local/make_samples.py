@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The sample wavs shipped in data/samples: digit strings spoken by voices the digits model
+"""The sample wavs shipped in data/samples/digits: digit strings spoken by voices the digits model
 never heard in training (see run.sh), one of them noisy and one at 8 kHz telephone
 bandwidth, plus samples.jsonl with what each one says.
 
