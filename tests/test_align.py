@@ -199,10 +199,10 @@ def test_bad_audio_is_an_audio_error(digits):
 def test_cli_unreadable_audio(tmp_path):
     bad = tmp_path / "x.wav"
     bad.write_bytes(b"RIFF not really a wav file" * 20)
-    a = _parse(["align", str(bad), "one two", "--device", "cpu"])
+    a = _parse(["align", "--model", "digits", str(bad), "one two", "--device", "cpu"])
     with pytest.raises(AudioError, match="x.wav"):
         a.func(a)
-    a = _parse(["align", str(tmp_path / "missing.wav"), "one", "--device", "cpu"])
+    a = _parse(["align", "--model", "digits", str(tmp_path / "missing.wav"), "one", "--device", "cpu"])
     with pytest.raises(AudioError, match="no such file"):
         a.func(a)
 
@@ -211,7 +211,7 @@ def test_cli_unreadable_audio(tmp_path):
 def test_cli_json_ctm_srt(tmp_path, capsys):
     s = _samples()[0]
     wav = str(SAMPLES / s["audio_filepath"])
-    a = _parse(["align", wav, s["text"], "--device", "cpu"])
+    a = _parse(["align", "--model", "digits", wav, s["text"], "--device", "cpu"])
     assert a.func(a) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["transcript"] == s["text"] and [w["word"] for w in out["words"]] == s["text"].split()
@@ -220,7 +220,7 @@ def test_cli_json_ctm_srt(tmp_path, capsys):
     assert "".join(t["token"] for t in w0["tokens"]) == w0["word"]
 
     ctm = tmp_path / "out.ctm"
-    a = _parse(["align", wav, s["text"], "--format", "ctm", "-o", str(ctm), "--device", "cpu"])
+    a = _parse(["align", "--model", "digits", wav, s["text"], "--format", "ctm", "-o", str(ctm), "--device", "cpu"])
     assert a.func(a) == 0 and capsys.readouterr().out == ""
     lines = ctm.read_text().splitlines()
     assert len(lines) == len(s["text"].split())
@@ -229,7 +229,7 @@ def test_cli_json_ctm_srt(tmp_path, capsys):
         assert (utt, ch, w) == ("awb_0", "1", word) and float(dur) > 0 and 0 < float(conf) <= 1
 
     srt = tmp_path / "out.srt"
-    a = _parse(["align", wav, s["text"], "--format", "srt", "-o", str(srt), "--device", "cpu"])
+    a = _parse(["align", "--model", "digits", wav, s["text"], "--format", "srt", "-o", str(srt), "--device", "cpu"])
     a.func(a)
     cues = srt.read_text().strip().split("\n\n")
     assert cues[0].startswith("1\n")
@@ -243,14 +243,14 @@ def test_cli_transcript_from_file_and_stdin(tmp_path, capsys, monkeypatch):
     s = _samples()[2]
     wav = str(SAMPLES / s["audio_filepath"])
     (tmp_path / "t.txt").write_text(s["text"] + "\n")
-    a = _parse(["align", wav, f"@{tmp_path / 't.txt'}", "--format", "ctm", "--device", "cpu"])
+    a = _parse(["align", "--model", "digits", wav, f"@{tmp_path / 't.txt'}", "--format", "ctm", "--device", "cpu"])
     a.func(a)
     from_file = capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", io.StringIO(s["text"]))
-    a = _parse(["align", wav, "-", "--format", "ctm", "--device", "cpu"])
+    a = _parse(["align", "--model", "digits", wav, "-", "--format", "ctm", "--device", "cpu"])
     a.func(a)
     assert capsys.readouterr().out == from_file and len(from_file.splitlines()) == 4
-    a = _parse(["align", wav, f"@{tmp_path / 'nope.txt'}", "--device", "cpu"])
+    a = _parse(["align", "--model", "digits", wav, f"@{tmp_path / 'nope.txt'}", "--device", "cpu"])
     with pytest.raises(DataError, match="transcript file not found"):
         a.func(a)
 

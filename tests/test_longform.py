@@ -192,11 +192,11 @@ def test_stereo_44k_long_file_through_the_cli(tmp_path, ten_minutes, capsys):
     path = tmp_path / "talk.wav"
     sf.write(path, np.stack([x44, 0.5 * x44], axis=1), 44100, subtype="PCM_16")
     out = tmp_path / "out"
-    assert main(["transcribe", str(path), "--decoder", "greedy", "--format", "json", "-o", str(out)]) == 0
+    assert main(["transcribe", "--model", "digits", str(path), "--decoder", "greedy", "--format", "json", "-o", str(out)]) == 0
     d = json.loads((out / "talk.json").read_text())
     assert 69.9 < d["duration_s"] < 70.1
     assert d["words"] and d["words"][-1]["end_s"] <= d["duration_s"]
-    assert main(["transcribe", str(path), "--decoder", "greedy", "--format", "srt"]) == 0
+    assert main(["transcribe", "--model", "digits", str(path), "--decoder", "greedy", "--format", "srt"]) == 0
     srt = capsys.readouterr().out
     blocks = [b for b in srt.strip().split("\n\n") if b]
     assert len(blocks) >= 5 and blocks[0].startswith("1\n00:00:0")

@@ -45,7 +45,7 @@ def test_posteriorgram_arrays():
 def test_plot_writes_a_png(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "sub" / "post.png"
-    a = _parse(["plot", str(WAV), "-o", str(out), "--device", "cpu"])
+    a = _parse(["plot", "--model", "digits", str(WAV), "-o", str(out), "--device", "cpu"])
     assert a.func(a) == 0 and str(out) in capsys.readouterr().out
     w, h = _png_size(out)
     assert 700 <= w <= 3300 and 500 <= h <= 1500, (w, h)
@@ -66,7 +66,7 @@ def test_plot_with_aligned_words_and_api(tmp_path):
     x = load_audio(WAV)
     out = plot_posteriorgram(model, tok, x, tmp_path / "w.png", words=align(model, tok, x, SAMPLE["text"]))
     assert _png_size(out)[0] > 700
-    a = _parse(["plot", str(WAV), "-o", str(tmp_path / "t.png"), "--transcript", SAMPLE["text"], "--device", "cpu"])
+    a = _parse(["plot", "--model", "digits", str(WAV), "-o", str(tmp_path / "t.png"), "--transcript", SAMPLE["text"], "--device", "cpu"])
     assert a.func(a) == 0 and (tmp_path / "t.png").is_file()
 
 
@@ -80,7 +80,7 @@ def test_plot_large_vocabulary_keeps_the_top_rows(tmp_path):
 
 
 def test_plot_errors(tmp_path, monkeypatch):
-    a = _parse(["plot", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "x.png"), "--device", "cpu"])
+    a = _parse(["plot", "--model", "digits", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "x.png"), "--device", "cpu"])
     with pytest.raises(AudioError, match="no such file"):
         a.func(a)
     real_import = builtins.__import__
@@ -91,7 +91,7 @@ def test_plot_errors(tmp_path, monkeypatch):
         return real_import(name, *args, **kw)
 
     monkeypatch.setattr(builtins, "__import__", no_mpl)
-    a = _parse(["plot", str(WAV), "-o", str(tmp_path / "x.png"), "--device", "cpu"])
+    a = _parse(["plot", "--model", "digits", str(WAV), "-o", str(tmp_path / "x.png"), "--device", "cpu"])
     with pytest.raises(CTCASRError, match=r"plot needs matplotlib: pip install 'ctcasr\[plot\]'"):
         a.func(a)
     assert not (tmp_path / "x.png").exists()

@@ -41,7 +41,7 @@ def tree(tmp_path):
 def test_directory_recursive_txt_to_stdout(tree, capsys):
     d, names = tree
     texts = _samples()
-    assert main(["transcribe", str(d), "--decoder", "greedy"]) == 0
+    assert main(["transcribe", "--model", "digits", str(d), "--decoder", "greedy"]) == 0
     cap = capsys.readouterr()
     lines = cap.out.strip().splitlines()
     assert len(lines) == 3
@@ -57,7 +57,7 @@ def test_output_dir_one_file_per_input_all_formats(tree, tmp_path):
     texts = _samples()
     for fmt in ("txt", "json", "srt", "vtt", "ctm"):
         out = tmp_path / f"out_{fmt}"
-        assert main(["transcribe", str(d), "--format", fmt, "-o", str(out), "--decoder", "greedy", "-q"]) == 0
+        assert main(["transcribe", "--model", "digits", str(d), "--format", fmt, "-o", str(out), "--decoder", "greedy", "-q"]) == 0
         files = sorted(p.relative_to(out).as_posix() for p in out.rglob(f"*.{fmt}"))
         stems = [Path(n).stem for n in names]
         assert files == sorted([f"{stems[0]}.{fmt}", f"sub/{stems[1]}.{fmt}", f"sub/{stems[2]}.{fmt}"])
@@ -83,7 +83,7 @@ def test_failed_file_is_reported_others_still_written(tree, tmp_path, capsys):
     d, names = tree
     (d / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage")
     out = tmp_path / "out"
-    rc = main(["transcribe", str(d), str(tmp_path / "missing.wav"), "--format", "json", "-o", str(out),
+    rc = main(["transcribe", "--model", "digits", str(d), str(tmp_path / "missing.wav"), "--format", "json", "-o", str(out),
                "--decoder", "greedy"])
     cap = capsys.readouterr()
     assert rc == 1
@@ -102,7 +102,7 @@ def test_manifest_and_kaldi_dir_inputs_json_lines_in_input_order(tmp_path, capsy
         shutil.copy(SAMPLES / n, tmp_path / n)
     man = tmp_path / "in.jsonl"
     man.write_text("".join(json.dumps({"audio_filepath": n, "id": f"utt{i}"}) + "\n" for i, n in enumerate(names)))
-    assert main(["transcribe", str(man), "--format", "json", "--decoder", "greedy", "-q"]) == 0
+    assert main(["transcribe", "--model", "digits", str(man), "--format", "json", "--decoder", "greedy", "-q"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [Path(r["audio_filepath"]).name for r in rows] == names  # input order, not duration order
     assert [r["text"] for r in rows] == [texts[n] for n in names]
@@ -110,7 +110,7 @@ def test_manifest_and_kaldi_dir_inputs_json_lines_in_input_order(tmp_path, capsy
     kd.mkdir()
     (kd / "wav.scp").write_text("".join(f"k{i} {tmp_path / n}\n" for i, n in enumerate(names[:2])))
     (kd / "text").write_text("".join(f"k{i} x\n" for i in range(2)))
-    assert main(["transcribe", str(kd), "--format", "ctm", "--decoder", "greedy", "-q"]) == 0
+    assert main(["transcribe", "--model", "digits", str(kd), "--format", "ctm", "--decoder", "greedy", "-q"]) == 0
     ctm = capsys.readouterr().out.strip().splitlines()
     assert {r.split()[0] for r in ctm} == {"k0", "k1"}
     assert [r.split()[4] for r in ctm if r.startswith("k0 ")] == texts[names[0]].split()
@@ -118,24 +118,24 @@ def test_manifest_and_kaldi_dir_inputs_json_lines_in_input_order(tmp_path, capsy
 
 def test_srt_to_stdout_needs_output_dir_for_many(tree, capsys):
     d, _ = tree
-    assert main(["transcribe", str(d), "--format", "srt"]) == 1
+    assert main(["transcribe", "--model", "digits", str(d), "--format", "srt"]) == 1
     assert "--output-dir" in capsys.readouterr().err
 
 
 def test_hotword_flag(capsys, tmp_path):
     name = sorted(_samples())[0]
-    assert main(["transcribe", str(SAMPLES / name), "--hotword", "seven:3", "--hotword", "nine", "-q"]) == 0
+    assert main(["transcribe", "--model", "digits", str(SAMPLES / name), "--hotword", "seven:3", "--hotword", "nine", "-q"]) == 0
     assert capsys.readouterr().out.count("\t") == 1
-    assert main(["transcribe", str(SAMPLES / name), "--hotword", "zebra"]) == 1
+    assert main(["transcribe", "--model", "digits", str(SAMPLES / name), "--hotword", "zebra"]) == 1
     assert "zebra" in capsys.readouterr().err
-    assert main(["transcribe", str(SAMPLES / name), "--hotword", "seven:x"]) == 1
+    assert main(["transcribe", "--model", "digits", str(SAMPLES / name), "--hotword", "seven:x"]) == 1
     assert "not a number" in capsys.readouterr().err
-    assert main(["transcribe", str(SAMPLES / name), "--hotword", "seven", "--decoder", "greedy"]) == 1
+    assert main(["transcribe", "--model", "digits", str(SAMPLES / name), "--hotword", "seven", "--decoder", "greedy"]) == 1
 
 
 def test_empty_directory_is_an_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert main(["transcribe", str(tmp_path / "empty")]) == 1
+    assert main(["transcribe", "--model", "digits", str(tmp_path / "empty")]) == 1
     assert "no audio files" in capsys.readouterr().err
 
 
@@ -193,6 +193,6 @@ def test_kaldi_segment_starting_at_zero_is_cut_to_its_end(tmp_path, capsys):
     (kd / "wav.scp").write_text(f"rec1 {SAMPLES / name}\n")
     (kd / "segments").write_text("s0 rec1 0.0 1.2\ns1 rec1 1.2 2.2\n")
     (kd / "text").write_text("s0 x\ns1 x\n")
-    assert main(["transcribe", str(kd), "--format", "json", "--decoder", "greedy", "-q"]) == 0
+    assert main(["transcribe", "--model", "digits", str(kd), "--format", "json", "--decoder", "greedy", "-q"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["duration_s"] for r in rows] == [1.2, 1.0]
