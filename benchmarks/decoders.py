@@ -248,6 +248,9 @@ def main(argv=None):
     ap.add_argument("--utts", type=int, default=20, help="test utterances (default 20)")
     ap.add_argument("--dev-utts", type=int, default=10, help="dev utterances for the LM weight grid")
     ap.add_argument("--beams", type=int, nargs="+", default=[10, 32, 100])
+    ap.add_argument("--lm-extra-beams", type=int, nargs="*", default=[3, 5, 7, 16, 50],
+                    help="more beam sizes for the LM rows of both ctcasr and flashlight, for the "
+                    "equal-accuracy table (default 3 5 7 16 50)")
     ap.add_argument("--no-peers", action="store_true", help="only ctcasr's decoders")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--pyctcdecode-worker", nargs=2, metavar=("NPZ", "OUT"), help=argparse.SUPPRESS)
@@ -298,7 +301,8 @@ def main(argv=None):
     for b in args.beams:
         add("ctcasr beam", b, "-", ours_factory(b))
     a_ours, b_ours = grid(lambda a, b: ours_factory(32, arpa, a, b), [0.3, 0.5, 0.8, 1.2], [0.0, 1.0, 2.0])
-    for b in args.beams:
+    lm_beams = sorted(set(args.beams) | set(args.lm_extra_beams))
+    for b in lm_beams:
         add("ctcasr beam", b, "2-gram", ours_factory(b, arpa, a_ours, b_ours))
 
     if not args.no_peers:
@@ -309,7 +313,7 @@ def main(argv=None):
             if flashlight_has_kenlm():
                 a_fl, b_fl = grid(lambda a, bb: flashlight_factory(32, lexicon, arpa, a, bb),
                                   [0.5, 1.0, 2.0, 3.0], [-1.0, 0.0, 1.0, 2.0])
-                for b in args.beams:
+                for b in lm_beams:
                     add("flashlight lexicon+KenLM", b, "2-gram", flashlight_factory(b, lexicon, arpa, a_fl, b_fl))
             else:
                 missing.append("flashlight with KenLM (the PyPI flashlight-text wheel has none; "
@@ -347,6 +351,24 @@ def main(argv=None):
         ratios = " | ".join(f"{r[f'x {p}']:.2f}" if f"x {p}" in r else "" for p in peers)
         print(f"| {r['decoder']} | {r['beam']} | {r['lm']} | {r['ms']:.1f} | {r['fps']:,.0f} | "
               f"{100 * r['cer']:.2f} % | {ratios} |")
+    # Equal accuracy: "beam N" means different search effort in each decoder (module
+    # docstring), so also compare operating points: for each flashlight+LM row, the fastest
+    # ctcasr LM row whose CER is no higher.
+    fl = [r for r in rows if r["decoder"] == "flashlight lexicon+KenLM"]
+    ours_lm = [r for r in rows if r["decoder"] == "ctcasr beam" and r["lm"] == "2-gram"]
+    if fl:
+        print()
+        print("| flashlight lexicon+KenLM beam | its CER | its ms/utt | fastest ctcasr beam with CER <= | "
+              "ctcasr CER | ctcasr ms/utt | time / flashlight |")
+        print("|---|---|---|---|---|---|---|")
+        for r in fl:
+            ok = [o for o in ours_lm if o["cer"] <= r["cer"] + 1e-12]
+            if ok:
+                o = min(ok, key=lambda x: x["ms"])
+                print(f"| {r['beam']} | {100 * r['cer']:.2f} % | {r['ms']:.1f} | {o['beam']} | {100 * o['cer']:.2f} % "
+                      f"| {o['ms']:.1f} | {o['ms'] / r['ms']:.2f} |")
+            else:
+                print(f"| {r['beam']} | {100 * r['cer']:.2f} % | {r['ms']:.1f} | none reaches it | | | |")
     print()
     print("missing peers: " + ("; ".join(missing) if missing else "none"))
     if args.json:
