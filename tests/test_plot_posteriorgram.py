@@ -66,7 +66,8 @@ def test_plot_with_aligned_words_and_api(tmp_path):
     x = load_audio(WAV)
     out = plot_posteriorgram(model, tok, x, tmp_path / "w.png", words=align(model, tok, x, SAMPLE["text"]))
     assert _png_size(out)[0] > 700
-    a = _parse(["plot", "--model", "digits", str(WAV), "-o", str(tmp_path / "t.png"), "--transcript", SAMPLE["text"], "--device", "cpu"])
+    a = _parse(["plot", "--model", "digits", str(WAV), "-o", str(tmp_path / "t.png"), "--transcript", SAMPLE["text"],
+                "--device", "cpu"])
     assert a.func(a) == 0 and (tmp_path / "t.png").is_file()
 
 

@@ -57,7 +57,8 @@ def test_output_dir_one_file_per_input_all_formats(tree, tmp_path):
     texts = _samples()
     for fmt in ("txt", "json", "srt", "vtt", "ctm"):
         out = tmp_path / f"out_{fmt}"
-        assert main(["transcribe", "--model", "digits", str(d), "--format", fmt, "-o", str(out), "--decoder", "greedy", "-q"]) == 0
+        assert main(["transcribe", "--model", "digits", str(d), "--format", fmt, "-o", str(out), "--decoder", "greedy",
+                     "-q"]) == 0
         files = sorted(p.relative_to(out).as_posix() for p in out.rglob(f"*.{fmt}"))
         stems = [Path(n).stem for n in names]
         assert files == sorted([f"{stems[0]}.{fmt}", f"sub/{stems[1]}.{fmt}", f"sub/{stems[2]}.{fmt}"])
