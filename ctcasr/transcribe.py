@@ -127,10 +127,12 @@ class Transcriber:
 
     def transcribe_utterances(self, utts, batch_size: int = 8, progress: bool = False, on_result=None):
         """Like transcribe_files for data.Utterance records (honours Kaldi segment offsets)."""
-        return self._transcribe_many([self._opener(u.audio_filepath, offset_s=u.offset,
-                                                   duration_s=u.duration if u.offset or u.extra.get("segment")
-                                                   else None) for u in utts],
-                                     batch_size, progress, on_result)
+        return self._transcribe_many([self._utterance_opener(u) for u in utts], batch_size, progress, on_result)
+
+    def _utterance_opener(self, u):
+        """The opener of a data.Utterance: a Kaldi segment (or any offset) is read as that span."""
+        seg = u.offset or u.extra.get("segment")
+        return self._opener(u.audio_filepath, offset_s=u.offset, duration_s=u.duration if seg else None)
 
     # ------------------------------------------------------------------ internals
     def _opener(self, audio, sample_rate=None, offset_s: float = 0.0, duration_s=None):

@@ -67,16 +67,13 @@ def emissions(asr, utts, batch_size: int = 16, progress: bool = False):
     """Log-probs [T, V] of each utterance (None where the audio cannot be read), one pass
     of the network. Utterances longer than one decoding window are skipped (logged): a
     dev set of sentences has none, and tuning needs no hour-long recordings."""
-    from .longform import AudioSource
-
     out: list = [None] * len(utts)
     one_window = asr.max_core_s + asr.margin_s
+    openers = [asr._utterance_opener(u) for u in utts]
     todo = []
     for i, u in enumerate(utts):
         try:
-            seg = u.offset or u.extra.get("segment")
-            with AudioSource(u.audio_filepath, asr.sample_rate, offset_s=u.offset,
-                             duration_s=u.duration if seg else None) as src:
+            with openers[i]() as src:
                 if src.duration_s > one_window:
                     log.warning("%s: %.0f s is longer than one window (%.0f s); not used for tuning",
                                 u.id, src.duration_s, one_window)
@@ -93,10 +90,7 @@ def emissions(asr, utts, batch_size: int = 16, progress: bool = False):
     for s in range(0, len(todo), batch_size):
         idx, waves = [], []
         for _, i in todo[s: s + batch_size]:
-            u = utts[i]
-            seg = u.offset or u.extra.get("segment")
-            with AudioSource(u.audio_filepath, asr.sample_rate, offset_s=u.offset,
-                             duration_s=u.duration if seg else None) as src:
+            with openers[i]() as src:
                 waves.append(src.read())
             idx.append(i)
         for i, (_, lp, _) in zip(idx, asr._decode_windows(waves)):

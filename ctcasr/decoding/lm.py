@@ -465,7 +465,9 @@ class NGramLM:
             for g, (lp, _) in ng[n + 1].items():
                 h = g[:-1]
                 sp[h] += math.exp(lp)
-                sl[h] += math.exp(self._backoff_logp(g[1:]))
+                # p_lower(w | h[1:]) by the back-off rule; it reads only orders below n + 1,
+                # whose back-offs are final already, so score_id's cache stays valid
+                sl[h] += math.exp(self.score_id(g[1:-1], g[-1])[0])
             table = ng[n]
             for h, (lp, _) in table.items():
                 if h in sp:
@@ -474,19 +476,8 @@ class NGramLM:
                 else:
                     bow = 0.0  # no longer a context of anything listed
                 table[h] = (lp, bow)
+        self._cache.clear()
         del self._adj_counts
-
-    def _backoff_logp(self, g: tuple) -> float:
-        """log p(g[-1] | g[:-1]) under the model as it stands (back-off rule)."""
-        bow = 0.0
-        for start in range(len(g)):
-            e = self.ngrams[len(g) - start].get(g[start:])
-            if e is not None:
-                return e[0] + bow
-            he = self.ngrams[len(g) - start - 1].get(g[start:-1]) if len(g) - start > 1 else None
-            if he is not None:
-                bow += he[1]
-        return bow + self.missing_unk_logp
 
     @staticmethod
     def _kn_discounts(t: Counter) -> tuple[float, float, float]:
