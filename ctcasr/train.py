@@ -24,6 +24,7 @@ Output directory layout (``--out DIR``):
 from __future__ import annotations
 
 import contextlib
+import functools
 import csv
 import json
 import logging
@@ -59,9 +60,10 @@ DEFAULT_TRAIN = {
     "grad_clip": 5.0,
     "seed": 1,
     "num_workers": 1,
+    "worker_nice": 19,         # CPU training: run the data workers at this lower priority (0 = as is)
     "cache_audio": False,
     "max_duration": 30.0,
-    "amp": "auto",             # auto: bf16/fp16 autocast on CUDA, off on CPU
+    "amp": "auto",             # auto: bf16/fp16 autocast on CUDA, off on CPU; bf16: bf16 on CPU too; off
     "threads": 0,              # torch intra-op threads; 0 = all cores
     "cmvn_utterances": 500,
     "augment": {},
@@ -87,7 +89,9 @@ def load_train_config(path) -> tuple:
             raise ConfigError(f"{path}: train: unknown key {k!r} (known: {', '.join(sorted(DEFAULT_TRAIN))})")
         train_cfg[k] = v
     check_augment_config(train_cfg["augment"] or {})
-    for k, lo in (("accum_grad", 1), ("max_steps", 0), ("checkpoint_every_steps", 0)):
+    if train_cfg["amp"] not in (True, False, None, "auto", "on", "off", "none", "bf16"):
+        raise ConfigError(f"{path}: train: amp must be auto, bf16 or off, not {train_cfg['amp']!r}")
+    for k, lo in (("accum_grad", 1), ("max_steps", 0), ("checkpoint_every_steps", 0), ("worker_nice", 0)):
         v = train_cfg[k]
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ConfigError(f"{path}: train: {k} must be an integer >= {lo}, not {v!r}")
@@ -161,11 +165,54 @@ def _lr_lambda(warmup: int, total: int, min_ratio: float):
     return f
 
 
+def _lower_priority(increment: int, _worker_id: int = 0) -> None:
+    """DataLoader worker_init_fn for CPU training. The workers (loading, augmentation) share
+    the cores with the step's intra-op threads, and a worker that preempts one of those
+    threads stalls the whole parallel region at its barrier, so on a saturated CPU it costs
+    the step more than its own CPU time. Niced, it runs when the step leaves a core idle
+    (Python between ops, the optimizer, the CTC loss); when it falls behind, the step waits
+    for its batch and it gets the cores, so the balance keeps itself."""
+    try:
+        os.nice(increment)
+    except OSError:  # not permitted here: keep the priority
+        pass
+
+
+def _cpu_bf16_supported() -> bool:
+    """Native bfloat16 arithmetic (AVX512-BF16 or AMX). oneDNN also runs bf16 on plain
+    AVX-512 by emulation (``_is_mkldnn_bf16_supported`` says yes there), which is not
+    what makes it worth using."""
+    cpu = getattr(torch, "cpu", None)
+    try:
+        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+    except AttributeError:  # private helpers: a future torch may move them
+        return False
+
+
 def _amp_settings(device, mode):
-    if device.type != "cuda" or mode in (False, "off", "none"):
+    """(autocast dtype or None, needs a grad scaler) for ``train.amp``.
+
+    On CPU autocast stays off unless asked for (``amp: bf16``): bfloat16 LSTM/linear kernels
+    (oneDNN) pay off only on CPUs with native bf16 arithmetic (AVX512-BF16, AMX), where the
+    digits BiLSTM's forward + backward runs ~1.4x faster (benchmarks/train_throughput.py
+    --amp bf16); elsewhere oneDNN would emulate it, so we fall back to fp32 with a warning. The front end and the CTC
+    loss stay float32 either way (they disable autocast / cast up)."""
+    if mode in (False, None, "off", "none"):
+        return None, False
+    if mode not in (True, "auto", "on", "bf16"):
+        raise ConfigError(f"train.amp: {mode!r} is not one of auto, bf16, off")
+    if device.type != "cuda":
+        if mode != "bf16":
+            return None, False
+        if device.type == "cpu" and _cpu_bf16_supported():
+            return torch.bfloat16, False
+        log.warning("train.amp: bf16 asked for, but this %s has no native bfloat16 support; training in float32",
+                    device.type)
         return None, False
     if torch.cuda.is_bf16_supported():
         return torch.bfloat16, False
+    if mode == "bf16":
+        log.warning("train.amp: this GPU has no bfloat16; using float16 with a gradient scaler")
     return torch.float16, True  # fp16 needs a grad scaler; bf16 does not
 
 
@@ -375,6 +422,8 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     loader_kw = dict(collate_fn=collate, num_workers=nw, persistent_workers=False)
     if nw:
         loader_kw["prefetch_factor"] = 4
+        if dev.type == "cpu" and cfg["worker_nice"]:
+            loader_kw["worker_init_fn"] = functools.partial(_lower_priority, int(cfg["worker_nice"]))
     valid_loader = torch.utils.data.DataLoader(valid_ds, batch_sampler=valid_sampler, **loader_kw)
 
     # The same count on every rank (the sampler drops the tail to a multiple of world x accum):

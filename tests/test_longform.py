@@ -135,6 +135,17 @@ def _one_pass(asr, audio):
     return whole.transcribe(audio, sample_rate=SR)
 
 
+def _check_seams(asr, audio, ref, windowed_text):
+    """The windowed text against the reference has no more insertions + deletions (what a
+    duplicated or lost word at a seam shows up as) than decoding the whole input in one pass
+    has, give or take one word, and a WER at most 2 points above it."""
+    whole = corpus_errors([ref], [_one_pass(asr, audio).text])[0]
+    win = corpus_errors([ref], [windowed_text])[0]
+    msg = f"{win.summary('windowed')} vs {whole.summary('one pass')}"
+    assert win.insertions + win.deletions <= whole.insertions + whole.deletions + 1, msg
+    assert win.rate <= whole.rate + 0.02, msg
+
+
 def test_ten_minute_file_text_and_monotonic_times(asr, ten_minutes):
     path, audio, sents = ten_minutes
     assert len(audio) / SR >= 600
@@ -143,13 +154,12 @@ def test_ten_minute_file_text_and_monotonic_times(asr, ten_minutes):
     ref = " ".join(s[2] for s in sents)
     w, _ = corpus_errors([ref], [t.text])
     assert w.rate < 0.06, w.summary("WER")  # measured 3.25 % (one pass over the file: 3.25 % too)
-    # No duplicates and no gaps at the ~24 seams: against decoding the file in one pass the
-    # stitched text may differ in words near a seam (the BiLSTM's context differs there:
-    # 2.1 % substitutions measured), but a duplicated word would be an insertion and a lost
-    # one a deletion (measured: 0 insertions, 4 deletions in 1276 words).
-    d, _ = corpus_errors([_one_pass(asr, audio).text], [t.text])
-    assert (d.insertions + d.deletions) <= 0.01 * d.ref_len, d.summary("vs one pass")
-    assert d.rate <= 0.04, d.summary("vs one pass")
+    # No duplicates and no gaps at the ~24 seams. A duplicated word is an insertion, a lost
+    # one a deletion, so the windows may not add insertions or deletions to what decoding the
+    # file in one pass makes (both scored against the reference). Not "equal to the one-pass
+    # text": the BiLSTM's context differs inside the windows, which changes words anywhere in
+    # them (either way: one pass over minutes of audio is no better), and that is not seams.
+    _check_seams(asr, audio, ref, t.text)
     starts = [x.start_s for x in t.words]
     assert starts == sorted(starts)
     for a, b in zip(t.words, t.words[1:]):
@@ -167,13 +177,11 @@ def test_small_windows_stitch_like_one_pass(asr):
     from ctcasr import Transcriber
 
     audio, sents = _long_speech(50 / 60, seed=3)
-    whole = _one_pass(asr, audio)
     small = Transcriber(asr.model, asr.tokenizer, asr.device, decoder="greedy")
     small.max_core_s, small.search_s, small.margin_s = 6.0, 3.0, 1.5
     t = small.transcribe(audio, sample_rate=SR)
     ref = " ".join(s[2] for s in sents)
-    d, _ = corpus_errors([whole.text], [t.text])
-    assert d.insertions + d.deletions <= 0.02 * d.ref_len and d.rate <= 0.05, d.summary("vs one pass")
+    _check_seams(asr, audio, ref, t.text)
     assert corpus_errors([ref], [t.text])[0].rate <= 0.08
     assert [x.start_s for x in t.words] == sorted(x.start_s for x in t.words)
 
