@@ -255,3 +255,14 @@ def test_unknown_specaug_key_is_an_error():
 
     with pytest.raises(ConfigError, match="freq_mask"):
         FrontEnd(specaug={"freq_mask": 2})
+
+
+def test_power_spectrogram_equals_torchaudios():
+    """The front end squares the STFT as re^2 + im^2 instead of torchaudio's abs().pow(2)
+    (faster); the values must be the same."""
+    fe = FrontEnd()
+    x = torch.randn(3, 12345) * 0.1
+    ref = fe.mel.spectrogram(x)
+    got = fe._power_spectrogram(x)
+    assert got.shape == ref.shape
+    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-9 * float(ref.max()))
