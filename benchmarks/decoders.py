@@ -39,17 +39,17 @@ import os
 for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
-import argparse
-import json
-import platform
-import re
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
+import argparse  # noqa: E402 (thread caps must precede numpy)
+import json  # noqa: E402 (thread caps must precede numpy)
+import platform  # noqa: E402 (thread caps must precede numpy)
+import re  # noqa: E402 (thread caps must precede numpy)
+import subprocess  # noqa: E402 (thread caps must precede numpy)
+import sys  # noqa: E402 (thread caps must precede numpy)
+import tempfile  # noqa: E402 (thread caps must precede numpy)
+import time  # noqa: E402 (thread caps must precede numpy)
+from pathlib import Path  # noqa: E402 (thread caps must precede numpy)
 
-import numpy as np
+import numpy as np  # noqa: E402 (thread caps must precede numpy)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -222,7 +222,8 @@ def pyctcdecode_worker(npz_path, out_path, beams):
     res = {}
     utts = [data[k] for k in sorted(data.files, key=lambda s: int(s[1:]))]
     for beam in beams:
-        fn = lambda lp, b=beam: dec.decode(lp, beam_width=b)
+        def fn(lp, b=beam):
+            return dec.decode(lp, beam_width=b)
         sec, hyps = timed(fn, utts)
         res[str(beam)] = {"sec": sec, "hyps": hyps}
     Path(out_path).write_text(json.dumps(res))

@@ -232,7 +232,8 @@ def main(argv=None):
         try:
             a_dnnl, b_dnnl = mm_a.to_mkldnn(), mm_b.t().contiguous().to_mkldnn()
             torch._C._nn.mkldnn_linear(a_dnnl, b_dnnl, None)
-            mm_dnnl = lambda: torch._C._nn.mkldnn_linear(a_dnnl, b_dnnl, None)
+            def mm_dnnl():
+                return torch._C._nn.mkldnn_linear(a_dnnl, b_dnnl, None)
         except (AttributeError, RuntimeError):
             pass
 
@@ -405,7 +406,8 @@ def main(argv=None):
     print("| part of the full step | ms median | ms mean | share of step (means) |")
     print("|---|---|---|---|")
     for key, label in PARTS:
-        print(f"| {label} | {parts[key]['median']:.1f} | {parts[key]['mean']:.1f} | {100 * parts[key]['mean'] / step_mean:.1f} % |")
+        pk = parts[key]
+        print(f"| {label} | {pk['median']:.1f} | {pk['mean']:.1f} | {100 * pk['mean'] / step_mean:.1f} % |")
     print(f"| total | {rows[2]['ms']['median']:.1f} | {step_mean:.1f} | 100 % |")
     print()
     spread = max(peaks[lib] / statistics.median(v) for lib, v in mm_gflops.items())

@@ -1176,7 +1176,8 @@ def build_corpus(texts: Sequence[str], voices: Sequence[Voice | str], out_dir: s
     stats = CorpusStats(manifest=str(manifest_path))
     if unsayable:
         stats.failures += len(unsayable)
-        msg = f"{len(unsayable)} text(s) skipped: no selected voice's respelling table covers all their words (e.g. {unsayable[0]!r})"
+        msg = (f"{len(unsayable)} text(s) skipped: no selected voice's respelling table covers all their words "
+               f"(e.g. {unsayable[0]!r})")
         stats.failure_examples.append(msg)
         log.warning(msg)
     per_voice, failed = Counter(), Counter()

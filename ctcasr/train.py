@@ -82,7 +82,8 @@ def load_train_config(path) -> tuple:
     unknown = set(raw) - {"model", "train"}
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; expected model and train")
-    model_cfg = merge_config(DEFAULT_CONFIG, {k: v for k, v in (raw.get("model") or {}).items() if k != "format_version"}, f"{path}: model")
+    model_raw = {k: v for k, v in (raw.get("model") or {}).items() if k != "format_version"}
+    model_cfg = merge_config(DEFAULT_CONFIG, model_raw, f"{path}: model")
     train_cfg = {**DEFAULT_TRAIN}
     for k, v in (raw.get("train") or {}).items():
         if k not in DEFAULT_TRAIN:

@@ -349,7 +349,8 @@ def test_build_corpus_manifest_and_failures(tmp_path):
     synth.build_corpus(texts, voices, tmp_path / "audio2", m2, seed=3, jobs=1, utts_per_text=2,
                        noise_prob=0.5, reverb_prob=0.5, speeds=(0.9, 1.0, 1.1), progress=False)
     rows2 = _read_manifest(m2)
-    strip = lambda rs: [{k: v for k, v in r.items() if k != "audio_filepath"} for r in rs]
+    def strip(rs):
+        return [{k: v for k, v in r.items() if k != "audio_filepath"} for r in rs]
     assert strip(rows) == strip(rows2)
     for a, b in zip(rows, rows2):
         assert (manifest.parent / a["audio_filepath"]).read_bytes() == (m2.parent / b["audio_filepath"]).read_bytes()

@@ -222,7 +222,8 @@ class BeamSearchDecoder:
         self.lm_eos = bool(lm_eos)
         self.delim_id = self.tokens.index(word_delimiter) if word_delimiter is not None else -1
         # Random 64-bit code per token for the prefix hashes (fixed seed: reproducible).
-        self._R = np.random.default_rng(0x5EED).integers(0, 2**63, size=V, dtype=np.int64).astype(np.uint64) * np.uint64(2) + np.uint64(1)
+        rnd = np.random.default_rng(0x5EED).integers(0, 2**63, size=V, dtype=np.int64).astype(np.uint64)
+        self._R = rnd * np.uint64(2) + np.uint64(1)
 
         # LM state interning: a hypothesis holds its LM state as the int state id * nw1,
         # so that adding (word id + 1) gives the key of the (state, word) pair under which
