@@ -440,6 +440,10 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg["warmup_steps"], total_steps, cfg["min_lr_ratio"]))
     amp_dtype, use_scaler = _amp_settings(dev, cfg["amp"])
+    if is_main:
+        log.info("device %s, %d torch thread(s), %s", dev, torch.get_num_threads(),
+                 f"{str(amp_dtype).replace('torch.', '')} autocast" + (" with a grad scaler" if use_scaler else "")
+                 if amp_dtype is not None else "float32")
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
     start_epoch, step, best = 0, 0, None
