@@ -107,13 +107,27 @@ def build_tokenizer(model_cfg: dict, utts) -> Tokenizer:
 @torch.no_grad()
 def compute_cmvn(model: CTCModel, utts, max_utts: int = 500, seed: int = 0) -> dict:
     """Global mean/std of the log-mel features over (a sample of) the training audio."""
-    from .audio import load_audio
-    from .errors import AudioError
-
     rng = random.Random(seed)
     sample = list(utts)
     rng.shuffle(sample)
     fe = model.frontend
+    # Statistics of the features the model sees at inference: in training mode the front
+    # end would apply VTLP, a random warp drawn from torch's unseeded global generator,
+    # which made the statistics (std up to 3 % off) and everything trained on them differ
+    # from run to run.
+    was_training = fe.training
+    fe.eval()
+    try:
+        return _cmvn_stats(fe, sample, max_utts)
+    finally:
+        fe.train(was_training)
+
+
+@torch.no_grad()
+def _cmvn_stats(fe, sample, max_utts: int) -> dict:
+    from .audio import load_audio
+    from .errors import AudioError
+
     total = torch.zeros(fe.n_mels, dtype=torch.float64)
     total_sq = torch.zeros_like(total)
     n = 0

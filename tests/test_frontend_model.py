@@ -266,3 +266,24 @@ def test_power_spectrogram_equals_torchaudios():
     got = fe._power_spectrogram(x)
     assert got.shape == ref.shape
     assert torch.allclose(got, ref, rtol=1e-5, atol=1e-9 * float(ref.max()))
+
+
+def test_cmvn_statistics_are_deterministic_and_unwarped(synth_digits_corpus):
+    """prepare's CMVN comes from the features inference sees: no VTLP even when the model
+    (in training mode, as prepare builds it) has VTLP configured. It used to draw a random
+    warp per utterance from torch's unseeded generator, so two runs of the same recipe got
+    different statistics and trained different models."""
+    from ctcasr.data import read_manifest
+    from ctcasr.train import compute_cmvn
+
+    utts = read_manifest(synth_digits_corpus["manifest"])
+    model = CTCModel({"frontend": {"vtlp": [0.8, 1.25]}}, vocab_size=5)
+    assert model.training
+    torch.manual_seed(1)
+    a = compute_cmvn(model, utts, max_utts=6)
+    torch.manual_seed(2)
+    b = compute_cmvn(model, utts, max_utts=6)
+    assert a == b
+    assert model.training and model.frontend.training  # mode restored
+    plain = CTCModel({}, vocab_size=5).eval()
+    assert compute_cmvn(plain, utts, max_utts=6) == a
