@@ -24,8 +24,8 @@ Output directory layout (``--out DIR``):
 from __future__ import annotations
 
 import contextlib
-import functools
 import csv
+import functools
 import json
 import logging
 import math
@@ -90,7 +90,7 @@ def load_train_config(path) -> tuple:
             raise ConfigError(f"{path}: train: unknown key {k!r} (known: {', '.join(sorted(DEFAULT_TRAIN))})")
         train_cfg[k] = v
     check_augment_config(train_cfg["augment"] or {})
-    if train_cfg["amp"] not in (True, False, None, "auto", "on", "off", "none", "bf16"):
+    if train_cfg["amp"] not in AMP_MODES:
         raise ConfigError(f"{path}: train: amp must be auto, bf16 or off, not {train_cfg['amp']!r}")
     for k, lo in (("accum_grad", 1), ("max_steps", 0), ("checkpoint_every_steps", 0), ("worker_nice", 0)):
         v = train_cfg[k]
@@ -123,7 +123,6 @@ def compute_cmvn(model: CTCModel, utts, max_utts: int = 500, seed: int = 0) -> d
         fe.train(was_training)
 
 
-@torch.no_grad()
 def _cmvn_stats(fe, sample, max_utts: int) -> dict:
     from .audio import load_audio
     from .errors import AudioError
@@ -204,18 +203,22 @@ def _cpu_bf16_supported() -> bool:
         return False
 
 
+# train.amp values (YAML reads on/off as booleans).
+AMP_MODES = (True, False, None, "auto", "on", "off", "none", "bf16")
+
+
 def _amp_settings(device, mode):
     """(autocast dtype or None, needs a grad scaler) for ``train.amp``.
 
     On CPU autocast stays off unless asked for (``amp: bf16``): bfloat16 LSTM/linear kernels
     (oneDNN) pay off only on CPUs with native bf16 arithmetic (AVX512-BF16, AMX), where the
     digits BiLSTM's forward + backward runs ~1.4x faster (benchmarks/train_throughput.py
-    --amp bf16); elsewhere oneDNN would emulate it, so we fall back to fp32 with a warning. The front end and the CTC
-    loss stay float32 either way (they disable autocast / cast up)."""
+    --amp bf16); elsewhere oneDNN would emulate it, so we fall back to fp32 with a warning.
+    The front end and the CTC loss stay float32 either way (they disable autocast / cast up)."""
+    if mode not in AMP_MODES:
+        raise ConfigError(f"train.amp: {mode!r} is not one of auto, bf16, off")
     if mode in (False, None, "off", "none"):
         return None, False
-    if mode not in (True, "auto", "on", "bf16"):
-        raise ConfigError(f"train.amp: {mode!r} is not one of auto, bf16, off")
     if device.type != "cuda":
         if mode != "bf16":
             return None, False
@@ -455,9 +458,9 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg["warmup_steps"], total_steps, cfg["min_lr_ratio"]))
     amp_dtype, use_scaler = _amp_settings(dev, cfg["amp"])
     if is_main:
-        log.info("device %s, %d torch thread(s), %s", dev, torch.get_num_threads(),
-                 f"{str(amp_dtype).replace('torch.', '')} autocast" + (" with a grad scaler" if use_scaler else "")
-                 if amp_dtype is not None else "float32")
+        precision = "float32" if amp_dtype is None else f"{amp_dtype} autocast".replace("torch.", "")
+        log.info("device %s, %d torch thread(s), %s%s", dev, torch.get_num_threads(), precision,
+                 " with a grad scaler" if use_scaler else "")
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
     start_epoch, step, best = 0, 0, None
