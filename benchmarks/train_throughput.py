@@ -156,10 +156,16 @@ def main(argv=None):
     ap.add_argument("--amp", choices=["auto", "off", "bf16"], default="auto",
                     help="autocast for (a) and (b) alike: auto = bf16 on CUDA when supported, fp32 on CPU "
                          "(the training default); bf16 = bfloat16 also on CPU (train.amp: bf16)")
+    ap.add_argument("--malloc", choices=["tuned", "default"], default="tuned",
+                    help="tuned (default): glibc malloc thresholds raised as the ctcasr CLI does "
+                         "(ctcasr.utils.tune_malloc), for (a) and (b) alike; default: glibc's own")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
+    from ctcasr.utils import tune_malloc
+
+    malloc = (tune_malloc() if args.malloc == "tuned" else None) or "glibc default malloc settings"
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -378,7 +384,7 @@ def main(argv=None):
     print()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads, "
           f"device {dev}, python {platform.python_version()}, torch {torch.__version__}; "
-          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after ({wall:.0f} s of timing)")
+          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after ({wall:.0f} s of timing); {malloc}")
     print(f"model: {args.config} -- {in_dim} inputs, {enc['kind']} {enc['hidden']} x {enc['layers']}, "
           f"{model.num_parameters() / 1e6:.2f} M parameters, {len(tok)} tokens; frame shift {shift * 1e3:.0f} ms; "
           f"{flops_frame / 1e6:.2f} MFLOP/frame forward (x3 fwd+bwd); {warmup} warm-up + {n_steps} timed steps")
@@ -425,7 +431,7 @@ def main(argv=None):
         Path(args.json).write_text(json.dumps({
             "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                         "threads": args.threads, "device": str(dev), "torch": torch.__version__,
-                        "loadavg_before": load_before, "loadavg_after": load_after},
+                        "loadavg_before": load_before, "loadavg_after": load_after, "malloc": malloc},
             "config": args.config, "batch_seconds": batch_seconds, "batch_shapes": [[B, T] for B, T, _ in shapes],
             "warmup": warmup, "steps": n_steps, "lstm_flops_per_frame_fwd": flops_frame,
             "matmul": {"size": args.mm_size, "peak_gflops": peak, "peak_gflops_by_library": peaks,

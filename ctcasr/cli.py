@@ -348,6 +348,9 @@ def main(argv=None) -> int:
     a = parser.parse_args(argv)
     _setup_logging(-1 if a.quiet else a.verbose)
     from .errors import CTCASRError
+    from .utils import tune_malloc
+
+    tune_malloc()  # faster CPU training and inference (ctcasr.utils; CTCASR_MALLOC_TUNING=0: off)
 
     try:
         return int(a.func(a) or 0)

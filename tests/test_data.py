@@ -228,3 +228,51 @@ def test_concat_and_edge_trim_augmentation(tmp_path):
         assert (t == 1).sum() == 500  # speech is never cut
         lens.add(len(t))
     assert min(lens) < 900 and max(lens) > 2000
+
+
+def test_noise_bank_is_per_epoch_deterministic_and_feeds_the_noise(tmp_path):
+    """augment.noise_bank (default on): noise is cut from clips made once per epoch from
+    (seed, epoch); the same in every process, new each epoch, and what is added really is
+    a cut of a bank clip at the drawn SNR. noise_bank: false makes noise per utterance."""
+    import soundfile as sf
+
+    from ctcasr.data import AudioDataset, NoiseBank, Utterance, apply_augmentation
+
+    sr = 16000
+    t = np.arange(sr) / sr
+    x = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    sf.write(tmp_path / "a.wav", x, sr)
+    u = Utterance("a", str(tmp_path / "a.wav"), 1.0, "a")
+    aug = {"noise_prob": 1.0, "noise_kinds": ["pink", "babble"], "snr_db": [10, 10]}
+
+    def bank_of(epoch, seed=3):
+        ds = AudioDataset([(u, [1])], sr, dict(aug), seed=seed)
+        ds.epoch = epoch
+        return ds._noise_bank()
+
+    b0, b0_again, b1 = bank_of(0), bank_of(0), bank_of(1)
+    assert sorted(b0.clips) == ["babble", "pink"]
+    assert all(np.array_equal(p, q) for k in b0.clips for p, q in zip(b0.clips[k], b0_again.clips[k]))
+    assert not np.array_equal(b0.clips["pink"][0], b1.clips["pink"][0])
+    assert bank_of(0, seed=4).clips["pink"][0].tolist() != b0.clips["pink"][0].tolist()
+
+    # the added noise is a contiguous cut of one bank clip, at 10 dB SNR
+    bank = NoiseBank(["pink"], sr, np.random.default_rng(0), clips=2, clip_s=3.0)
+    y = apply_augmentation(x, sr, {"noise_prob": 1.0, "noise_kinds": ["pink"], "snr_db": [10, 10]},
+                           np.random.default_rng(5), bank=bank)
+    n = (y - x).astype(np.float64)
+    snr = 10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean(n ** 2))
+    assert abs(snr - 10) < 0.05
+    found = False
+    for clip in bank.clips["pink"]:
+        for off in range(len(clip) - len(x) + 1):
+            seg = clip[off:off + len(x)].astype(np.float64)
+            if abs(seg[0] * n[1] - seg[1] * n[0]) < 1e-6 and np.allclose(n / (n @ seg / (seg @ seg)), seg, atol=1e-4):
+                found = True
+                break
+        if found:
+            break
+    assert found
+
+    ds = AudioDataset([(u, [1])], sr, dict(aug, noise_bank=False), seed=3)
+    assert ds._noise_bank() is None

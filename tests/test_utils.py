@@ -24,3 +24,57 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
         raise RuntimeError("killed")
     assert p.read_text() == "old"
     assert sorted(os.listdir(tmp_path)) == ["model.yaml"]
+
+
+# --------------------------------------------------------------------- malloc tuning
+_MALLINFO = r"""
+import ctypes, os, sys
+sys.path.insert(0, {root!r})
+from ctcasr.utils import tune_malloc
+print("tuning:", tune_malloc() if {tune} else None)
+import numpy as np
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_size_t) for k in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                             "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+a = np.ones((64 << 20) // 8)   # a 64 MiB block, like an LSTM step's activations
+print("mmapped:", libc.mallinfo2().hblkhd >= (64 << 20))
+"""
+
+
+def _mallinfo_run(tune: bool, env_extra=None):
+    import platform
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    import ctypes
+
+    if not hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2"):
+        pytest.skip("glibc without mallinfo2 (< 2.33)")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CTCASR_MALLOC_TUNING", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")}
+    env.update(env_extra or {})
+    code = _MALLINFO.format(root=str(Path(__file__).resolve().parents[1]), tune=tune)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    return dict(line.split(": ", 1) for line in out.splitlines())
+
+
+def test_tune_malloc_keeps_large_blocks_on_the_heap():
+    # glibc's default: a 64 MiB block is mmap-ed (and unmapped again when freed, so the next
+    # step faults its pages in afresh); after tune_malloc it comes from the heap and is reused.
+    assert _mallinfo_run(tune=False)["mmapped"] == "True"
+    r = _mallinfo_run(tune=True)
+    assert r["tuning"].startswith("glibc malloc: mmap threshold 256 MiB")
+    assert r["mmapped"] == "False"
+
+
+def test_tune_malloc_can_be_switched_off_and_leaves_user_settings_alone():
+    r = _mallinfo_run(tune=True, env_extra={"CTCASR_MALLOC_TUNING": "0"})
+    assert r["tuning"] == "None" and r["mmapped"] == "True"
+    r = _mallinfo_run(tune=True, env_extra={"MALLOC_MMAP_THRESHOLD_": "131072"})
+    assert r["tuning"] == "None" and r["mmapped"] == "True"
