@@ -199,8 +199,11 @@ def cmd_evaluate(a):
         for uid, ref, hyp in zip(r["ids"], r["refs"], r["hyps"]):
             if ref != hyp:
                 print(f"{uid}\tREF: {ref}\n{uid}\tHYP: {hyp}")
-    print(r["word"].summary("WER"))
+    if r["word_level"]:
+        print(r["word"].summary("WER"))
     print(r["char"].summary("CER"))
+    print(f"SER {100 * r['ser']:.2f}% [{r['sentence_errors']} / {r['utterances']} utterances with an error]"
+          + ("" if r["word_level"] else " (no WER: this model writes no word delimiter; CER is its metric)"))
     print(f"utterances {r['utterances']}, failed to read {len(r['failed'])}")
     for uid, msg in r["failed"][:10]:
         print(f"ctcasr: error: {uid}: {msg}", file=sys.stderr)

@@ -828,5 +828,11 @@ def evaluate(model_dir, manifest, device="auto", batch_size: int = 16, decoder: 
         else:
             hyps.append(res.text)
     w, c = corpus_errors(refs, hyps)
-    return {"wer": w.rate, "cer": c.rate, "word": w, "char": c, "utterances": len(utts),
+    # A model without a word delimiter (Chinese) writes no spaces, so its "words" would be
+    # whole sentences: WER is then the sentence error rate in disguise. Report it as such
+    # (``ser``, also given for every model) and let CER be the metric (as AISHELL results are).
+    wrong = sum(r != h for r, h in zip(refs, hyps))
+    return {"wer": w.rate if asr.tokenizer.word_delimiter is not None else None, "cer": c.rate, "word": w,
+            "char": c, "ser": wrong / len(utts), "sentence_errors": wrong, "utterances": len(utts),
+            "word_level": asr.tokenizer.word_delimiter is not None,
             "failed": failed, "refs": refs, "hyps": hyps, "ids": [u.id for u in utts]}

@@ -104,7 +104,8 @@ def emissions(asr, utts, batch_size: int = 16, progress: bool = False):
 
 def tune_lm(model_dir, manifest, lm="default", weights=DEFAULT_WEIGHTS, scores=DEFAULT_SCORES,
             beam_size: int | None = None, device: str = "auto", progress: bool = False, report=None) -> dict:
-    """Grid search of (lm_weight, word_score) by WER (then CER) on ``manifest``.
+    """Grid search of (lm_weight, word_score) by WER (then CER) on ``manifest``; by CER for a
+    model without a word delimiter, whose WER would count whole sentences.
 
     Returns {"best": {...}, "greedy": {...}, "grid": [{lm_weight, word_score, wer, cer}, ...]}.
     ``report(row)`` is called after each grid point (the CLI prints it)."""
@@ -147,7 +148,8 @@ def tune_lm(model_dir, manifest, lm="default", weights=DEFAULT_WEIGHTS, scores=D
         grid.append(row)
         if report is not None:
             report(row)
-    best = min(grid, key=lambda r: (r["wer"], r["cer"]))
+    # Without a word delimiter (Chinese) the "WER" is the sentence error rate: rank by CER.
+    best = min(grid, key=(lambda r: (r["wer"], r["cer"])) if wd is not None else (lambda r: (r["cer"], r["wer"])))
     return {"best": best, "greedy": {"wer": gw, "cer": gc}, "grid": grid, "beam_size": beam_size,
             "utterances": len(keep), "skipped": len(utts) - len(keep), "model_dir": mdir}
 

@@ -438,6 +438,24 @@ def test_score_timit_decodes_with_a_model(tmp_path, capsys):
     assert "PER (61 phones)" in out and "/ 20," in out and "/ 19," in out and "utterances 2" in out
 
 
+def test_evaluate_without_word_delimiter_reports_cer_and_ser_not_wer(tmp_path, capsys):
+    """A model that writes no word delimiter (Chinese) has no words: each sentence would be
+    one "word", so `evaluate` prints CER and the sentence error rate, and no WER line."""
+    from ctcasr.model import CTCModel, save_model_dir
+
+    make_timit(tmp_path / "corpus")
+    prepare_timit(tmp_path / "corpus", tmp_path / "d")
+    texts = [u.text for u in read_manifest(tmp_path / "d" / "train.jsonl")]
+    tok = Tokenizer.build(texts, word_delimiter=None, lowercase=False, strip_punctuation=False)
+    save_model_dir(CTCModel({"encoder": {"kind": "blstm", "hidden": 8, "layers": 1, "dropout": 0.0}}, len(tok)),
+                   tok, tmp_path / "model")
+    assert main(["evaluate", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "d" / "test.jsonl"),
+                 "--decoder", "greedy", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("CER ") and not any(line.startswith("WER") for line in lines)
+    assert any(line.startswith("SER 100.00% [2 / 2 utterances with an error] (no WER") for line in lines)
+
+
 def test_librispeech_recipe_stage_3(tmp_path):
     """Stage 3's shell: the word 3-gram from the training transcripts into the model
     directory, then greedy and beam+LM scoring (an untrained model stands in for stage 2)."""

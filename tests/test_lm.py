@@ -178,6 +178,26 @@ def test_build_lm_cli(tmp_path):
         build_lm_cli(empty, 2, out)
 
 
+def test_from_text_streams_any_iterable_and_file_gives_the_same_model(tmp_path):
+    """from_text takes a one-shot iterator (the CLI passes the open file: the text is never
+    held, only the counts) and gives the same ARPA as from a list; reserved words and
+    non-UTF-8 text are still clear errors."""
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(BIGGER) + "\n", encoding="utf-8")
+    a, b = tmp_path / "a.arpa", tmp_path / "b.arpa"
+    NGramLM.from_text(list(BIGGER), order=3).to_arpa(a)
+    NGramLM.from_text((s for s in BIGGER), order=3).to_arpa(b)
+    assert a.read_bytes() == b.read_bytes()
+    build_lm_cli(text, 3, b)
+    assert a.read_bytes() == b.read_bytes()
+    with pytest.raises(ValueError, match="reserved word"):
+        NGramLM.from_text(iter(["a b", "c </s> d"]), order=2)
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="not UTF-8"):
+        build_lm_cli(bad, 2, b)
+
+
 GOOD = """\\data\\
 ngram 1=3
 ngram 2=1

@@ -338,7 +338,12 @@ class NGramLM:
                               "and 0 for unigrams (every word stays in the vocabulary)")
             if any(b < a for a, b in zip(prune, prune[1:])):
                 raise LMError(f"prune thresholds {prune} must not decrease with the order (as in KenLM)")
-        sents = []
+        # One pass: the vocabulary and the raw n-gram counts grow as the lines stream in, so
+        # the text itself is never held (``ctcasr lm build`` reads its file line by line).
+        vocab = [BOS, EOS, UNK]
+        word_id = {w: i for i, w in enumerate(vocab)}
+        raw = [Counter() for _ in range(order + 1)]
+        got = False
         for s in lines:
             if isinstance(s, str):
                 if lowercase:
@@ -346,37 +351,50 @@ class NGramLM:
                 words = [c for c in s if not c.isspace()] if token_level else s.split()
             else:
                 words = [str(w) for w in s]
-            for w in words:
-                if w in (BOS, EOS, UNK):
-                    raise LMError(f"the training text contains the reserved word {w!r}")
             if words:
-                sents.append(words)
-        if not sents:
+                got = True
+                cls._count_sentence(words, word_id, vocab, raw, order)
+        if not got:
             raise LMError("cannot estimate a language model from empty text")
-        lm = cls._estimate_kn(sents, order)
+        lm = cls._estimate_from_counts(vocab, raw, order)
         if prune and any(prune):
             lm._prune(prune)
         return lm
 
+    @staticmethod
+    def _count_sentence(words, word_id: dict, vocab: list, raw: list, N: int) -> None:
+        """Add one sentence's n-grams (1..N, with <s> and </s>) to ``raw``."""
+        ids = [0]  # <s>
+        for w in words:
+            i = word_id.get(w)
+            if i is None or i < 3:
+                if w in (BOS, EOS, UNK):
+                    raise LMError(f"the training text contains the reserved word {w!r}")
+                i = word_id[w] = len(vocab)
+                vocab.append(w)
+            ids.append(i)
+        ids.append(1)  # </s>
+        L = len(ids)
+        for n in range(1, N + 1):
+            c = raw[n]
+            for i in range(L - n + 1):
+                c[tuple(ids[i:i + n])] += 1
+
     @classmethod
     def _estimate_kn(cls, sents: list[list[str]], N: int) -> NGramLM:
+        """The model of a list of tokenised sentences (see from_text)."""
         vocab = [BOS, EOS, UNK]
         word_id = {w: i for i, w in enumerate(vocab)}
-        for s in sents:
-            for w in s:
-                if w not in word_id:
-                    word_id[w] = len(vocab)
-                    vocab.append(w)
-        bos, eos, unk = 0, 1, 2
-        # Raw counts of every order (needed for the top order and <s>-initial n-grams).
         raw = [Counter() for _ in range(N + 1)]
-        for s in sents:
-            ids = [bos] + [word_id[w] for w in s] + [eos]
-            L = len(ids)
-            for n in range(1, N + 1):
-                c = raw[n]
-                for i in range(L - n + 1):
-                    c[tuple(ids[i:i + n])] += 1
+        for words in sents:
+            cls._count_sentence(words, word_id, vocab, raw, N)
+        return cls._estimate_from_counts(vocab, raw, N)
+
+    @classmethod
+    def _estimate_from_counts(cls, vocab: list, raw: list, N: int) -> NGramLM:
+        """Interpolated modified Kneser-Ney from raw counts ``raw[n][ids]`` (ids into ``vocab``,
+        whose first three entries are <s>, </s>, <unk>)."""
+        bos, unk = 0, 2  # (</s> is 1)
         # Adjusted counts: continuation counts below the top order.
         adj: list[dict[tuple, int]] = [{} for _ in range(N + 1)]
         adj[N] = dict(raw[N])
@@ -504,15 +522,14 @@ def build_lm_cli(text_path, order: int, out_path, token_level: bool = False,
     atomically to ``out_path``. Returns the model.
     """
     text_path = os.fspath(text_path)
+    # Streamed line by line: only the counts are held, never the text.
     try:
         with open(text_path, "r", encoding="utf-8") as f:
-            lines = f.read().splitlines()
+            lm = NGramLM.from_text(f, order=order, token_level=token_level, lowercase=lowercase, prune=prune)
     except OSError as e:
         raise LMError(f"{text_path}: cannot read text: {e.strerror}") from e
     except UnicodeDecodeError as e:
         raise LMError(f"{text_path}: not UTF-8 text ({e.reason})") from e
-    try:
-        lm = NGramLM.from_text(lines, order=order, token_level=token_level, lowercase=lowercase, prune=prune)
     except LMError as e:  # "empty text", "reserved word <s>": say which file
         raise LMError(f"{text_path}: {e}") from None
     lm.to_arpa(out_path)

@@ -96,7 +96,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   python -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1], encoding='utf-8')]" \
     $data/train.jsonl > $exp/lm_train.txt
   ctcasr lm build $exp/lm_train.txt --token-level --order 3 -o $exp/lm.arpa
-  # The WER line is the sentence error rate here: with no spaces, a sentence is one "word" to it.
+  # No WER line: the model writes no word delimiter; CER is the metric (and SER, utterances with an error).
   echo "-- greedy"
   ctcasr evaluate --model $exp --data $data/test.jsonl --decoder greedy | tee $exp/test_greedy.txt
   echo "-- beam 16 + character 3-gram (lm weight 0.5, score 1.0 per character, fixed a priori)"
