@@ -9,7 +9,9 @@ table, so that voice never gets a text containing them (ctcasr synth --respell).
 
 The table in conf/ came from this procedure (run with text2wave directly, at the voices' own
 sample rates) with a model trained without these voices (the recipe
-before they were added) and was then trimmed to voices missing at most two words.
+before they were added) and was then trimmed to voices missing at most two words; the Czech
+voices krb (a child; three, four and oh not accepted) and ph were added on 2026-11-26, found
+with the shipped digits model, which had not heard them.
 """
 
 import argparse
