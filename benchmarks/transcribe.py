@@ -91,7 +91,7 @@ def time_transcribe(model, paths, decoder, batch_size, threads):
             "decoder": type(asr.decoder).__name__}
 
 
-def hour_rss(model, folder: Path, minutes: float, decoder: str, malloc: str = "tuned") -> dict:
+def hour_rss(model, folder: Path, minutes: float, decoder: str) -> dict:
     import soundfile as sf
 
     p = folder / f"long_{int(minutes)}min.wav"
@@ -109,9 +109,8 @@ def hour_rss(model, folder: Path, minutes: float, decoder: str, malloc: str = "t
            "-o", str(folder / "out")]
     if model:
         cmd += ["--model", model]
-    env = dict(os.environ, **({"CTCASR_MALLOC_TUNING": "0"} if malloc == "default" else {}))
     t0 = time.perf_counter()
-    cp = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    cp = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if cp.returncode:
         raise SystemExit(f"child failed: {cp.stderr.strip()[-500:]}")
@@ -130,21 +129,14 @@ def main():
     ap.add_argument("--hour", action="store_true", help="also measure peak RSS on a 1-hour file")
     ap.add_argument("--hour-minutes", type=float, default=60.0)
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "ctcasr-bench-transcribe"))
-    ap.add_argument("--malloc", choices=["tuned", "default"], default="tuned",
-                    help="tuned (default): glibc malloc thresholds raised, as the ctcasr CLI does "
-                         "(ctcasr.utils.tune_malloc); default: glibc's own (CTCASR_MALLOC_TUNING=0 for the child)")
     a = ap.parse_args()
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from ctcasr.utils import tune_malloc
-
-    malloc = (tune_malloc() if a.malloc == "tuned" else None) or "glibc default malloc settings"
     import torch
 
     folder = Path(a.cache)
     paths = make_files(folder, a.files, a.file_s)
     print(f"# {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"threads {a.threads}, load average {os.getloadavg()[0]:.2f}; {malloc}")
+          f"threads {a.threads}, load average {os.getloadavg()[0]:.2f}")
     print(f"# {len(paths)} files x {a.file_s:.0f} s = {len(paths) * a.file_s / 60:.1f} min of speech, "
           f"batch size {a.batch_size}")
     print("| decoder | run | load s | wall s | audio s | RTF |")
@@ -157,7 +149,7 @@ def main():
                   flush=True)
     if a.hour:
         for dec in ("greedy", "auto"):
-            h = hour_rss(a.model, folder, a.hour_minutes, dec, a.malloc)
+            h = hour_rss(a.model, folder, a.hour_minutes, dec)
             print(f"# {h['minutes']:.0f}-minute file, --decoder {dec}: wall {h['wall']:.1f} s (RTF {h['rtf']:.4f}), "
                   f"peak RSS {h['peak_rss_mb']:.0f} MB (max over child processes so far)  [{h['summary']}]",
                   flush=True)
