@@ -157,7 +157,7 @@ def main(argv=None):
                     help="autocast for (a) and (b) alike: auto = bf16 on CUDA when supported, fp32 on CPU "
                          "(the training default); bf16 = bfloat16 also on CPU (train.amp: bf16)")
     ap.add_argument("--malloc", choices=["tuned", "default"], default="tuned",
-                    help="tuned (default): glibc malloc thresholds raised as the ctcasr CLI does "
+                    help="tuned (default): glibc malloc thresholds raised as `ctcasr train` does "
                          "(ctcasr.utils.tune_malloc), for (a) and (b) alike; default: glibc's own")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
