@@ -314,7 +314,9 @@ class AudioDataset:
         if not self.augment.get("noise_bank", True) or not self.augment.get("noise_prob", 0.0):
             return None
         if self._bank_epoch != self.epoch:
-            kinds = [k for k in self.augment.get("noise_kinds", ["white", "pink", "brown", "babble"]) if k != "speech"]
+            from .synth import NOISE_KINDS
+
+            kinds = [k for k in self.augment.get("noise_kinds", NOISE_KINDS) if k != "speech"]
             self._bank = NoiseBank(kinds, self.sample_rate, np.random.default_rng((self.seed, self.epoch, 7919)))
             self._bank_epoch = self.epoch
         return self._bank
@@ -468,7 +470,7 @@ def apply_augmentation(x, sr, cfg, rng, others=None, bank=None):
     if rng.random() < cfg.get("reverb_prob", 0.0):
         x = synth.reverberate(x, sr, float(rng.uniform(*cfg.get("rt60", (0.2, 0.7)))), rng)
     if rng.random() < cfg.get("noise_prob", 0.0):
-        kinds = cfg.get("noise_kinds", ["white", "pink", "brown", "babble"])
+        kinds = cfg.get("noise_kinds", synth.NOISE_KINDS)
         kind = str(rng.choice(kinds))
         snr = float(rng.uniform(*cfg.get("snr_db", (5, 30))))
         noise = None

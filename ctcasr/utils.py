@@ -131,8 +131,8 @@ def seed_everything(seed: int) -> None:
 # given back to the kernel when freed, and free memory at the top of the heap is returned
 # above the trim threshold. A training step allocates and frees tens of MB of activations,
 # gate buffers and gradients every step, so every step paid for fresh zeroed pages: page
-# faults, measured on the 2-core VM as a third of a bare nn.LSTM step (190 -> 124 ms) and
-# 259 -> 185 ms for ctcasr's full float32 step (benchmarks/README.md). Keeping blocks up to
+# faults, measured on the 2-core VM as a third of a bare nn.LSTM step (179 -> 121 ms) and
+# 239 -> 179 ms for ctcasr's full float32 step (benchmarks/README.md). Keeping blocks up to
 # 256 MiB on the heap and trimming only above 1 GiB free makes those pages reusable, like
 # the caching allocators (jemalloc/tcmalloc, PyTorch's CUDA allocator) that PyTorch's CPU
 # performance guide recommends, without an LD_PRELOAD. The price: freed memory stays with

@@ -367,11 +367,11 @@ class NGramLM:
         ids = [0]  # <s>
         for w in words:
             i = word_id.get(w)
-            if i is None or i < 3:
-                if w in (BOS, EOS, UNK):
-                    raise LMError(f"the training text contains the reserved word {w!r}")
+            if i is None:
                 i = word_id[w] = len(vocab)
                 vocab.append(w)
+            elif i < 3:  # <s>, </s>, <unk>
+                raise LMError(f"the training text contains the reserved word {w!r}")
             ids.append(i)
         ids.append(1)  # </s>
         L = len(ids)
