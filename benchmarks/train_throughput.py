@@ -12,8 +12,11 @@ One run measures, interleaved step by step so that both see the same machine loa
     (dense, so every frame counts as ``frame_shift`` seconds of audio); (a') the same
     LSTM on the same input packed to the batch's real lengths (how ``RNNEncoder`` ran it
     before it switched to dense per-direction LSTMs; kept to show the difference);
-(b) ctcasr's full training step on real synthesized speech: load the wavs and collate
-    (``AudioDataset``, ``collate``; no waveform augmentation), ``CTCModel`` in train mode
+(b) ctcasr's full training step on real synthesized speech: the next batch from a
+    DataLoader set up as ``ctcasr train`` sets it up (``ctcasr.train.loader_kwargs``: the
+    config's ``num_workers`` niced worker processes that load the wavs and collate, four
+    batches ahead; no waveform augmentation), or loaded inline with ``--loader inline``;
+    the part "load" is the time the step waits for its batch), ``CTCModel`` in train mode
     (front end with the config's VTLP / utterance CMN / SpecAugment, the BiLSTM encoder,
     dropout, head, log_softmax), ``ctcasr.train.ctc_loss`` / B, backward, grad-norm clip,
     AdamW step, LR scheduler step: the body of the loop in ``ctcasr.train.train``;
@@ -54,7 +57,7 @@ ROOT = HERE.parent
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "oh"]
 VOICE_GLOBS = ["espeak:en-us", "espeak:en-us+m3", "espeak:en-gb+f2", "flite:slt", "flite:rms", "flite:awb"]
 PARTS = [  # (key, label) of the full step's breakdown, in the order they run
-    ("load", "load wavs + collate"),
+    ("load", "wait for the batch (DataLoader)"),
     ("frontend", "front end (fbank, VTLP, CMN, SpecAugment, stack)"),
     ("encoder", "encoder forward (3-layer BiLSTM)"),
     ("head", "dropout + head + log_softmax"),
@@ -159,6 +162,9 @@ def main(argv=None):
     ap.add_argument("--malloc", choices=["tuned", "default"], default="tuned",
                     help="tuned (default): glibc malloc thresholds raised as `ctcasr train` does "
                          "(ctcasr.utils.tune_malloc), for (a) and (b) alike; default: glibc's own")
+    ap.add_argument("--loader", choices=["workers", "inline"], default="workers",
+                    help="workers (default): batches from a DataLoader with the config's num_workers, as "
+                         "`ctcasr train` runs it; inline: loaded and collated inside the timed step")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
 
@@ -178,7 +184,7 @@ def main(argv=None):
     )
     from ctcasr.model import CTCModel
     from ctcasr.tokenizer import Tokenizer
-    from ctcasr.train import _amp_settings, compute_cmvn, ctc_loss, load_train_config
+    from ctcasr.train import _amp_settings, compute_cmvn, ctc_loss, load_train_config, loader_kwargs
 
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: CUDA is not available on this machine")
@@ -209,6 +215,14 @@ def main(argv=None):
     warmup = args.warmup if args.warmup is not None else max(2, len(batches))
     n_steps = args.steps if args.steps is not None else 3 * len(batches)
     n_iter = warmup + n_steps
+    loader_it = None
+    kw = loader_kwargs(train_cfg, dev)
+    if args.loader == "workers" and kw["num_workers"]:
+        # The step's batches in the order the loop takes them; the workers run ahead as in training.
+        order = [batches[it % len(batches)] for it in range(n_iter)]
+        loader_it = iter(torch.utils.data.DataLoader(ds, batch_sampler=order, **kw))
+    load_how = (f"{kw['num_workers']} DataLoader worker(s), niced {train_cfg['worker_nice']}" if loader_it is not None
+                else "inline, inside the timed step")
 
     enc = model_cfg["encoder"]
     if enc["kind"] not in ("blstm", "lstm"):
@@ -280,7 +294,7 @@ def main(argv=None):
     def run_step(k):
         clock.marks = {}
         t0 = clock.now()
-        batch = collate([ds[i] for i in batches[k]])
+        batch = next(loader_it) if loader_it is not None else collate([ds[i] for i in batches[k]])
         wav = batch["waveforms"].to(dev, non_blocking=True)
         lens = batch["lengths"].to(dev)
         t1 = clock.now()
@@ -388,6 +402,7 @@ def main(argv=None):
     print(f"model: {args.config} -- {in_dim} inputs, {enc['kind']} {enc['hidden']} x {enc['layers']}, "
           f"{model.num_parameters() / 1e6:.2f} M parameters, {len(tok)} tokens; frame shift {shift * 1e3:.0f} ms; "
           f"{flops_frame / 1e6:.2f} MFLOP/frame forward (x3 fwd+bwd); {warmup} warm-up + {n_steps} timed steps")
+    print(f"batches for (b): {load_how}")
     print()
     print("| run | frames/step | ms/step median | ms/step mean | audio-s/s (median) | LSTM GFLOP/s (median) | of matmul peak |")
     print("|---|---|---|---|---|---|---|")
@@ -432,6 +447,7 @@ def main(argv=None):
             "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                         "threads": args.threads, "device": str(dev), "torch": torch.__version__,
                         "loadavg_before": load_before, "loadavg_after": load_after, "malloc": malloc},
+            "loader": load_how,
             "config": args.config, "batch_seconds": batch_seconds, "batch_shapes": [[B, T] for B, T, _ in shapes],
             "warmup": warmup, "steps": n_steps, "lstm_flops_per_frame_fwd": flops_frame,
             "matmul": {"size": args.mm_size, "peak_gflops": peak, "peak_gflops_by_library": peaks,

@@ -192,6 +192,19 @@ def _lower_priority(increment: int, _worker_id: int = 0) -> None:
         pass
 
 
+def loader_kwargs(cfg: dict, dev: torch.device) -> dict:
+    """DataLoader settings of training (also used by benchmarks/train_throughput.py, so that
+    it measures the step as training runs it): ``num_workers`` worker processes that load,
+    augment and collate, four batches ahead, niced on CPU (``_lower_priority``)."""
+    nw = int(cfg["num_workers"])
+    kw = dict(collate_fn=collate, num_workers=nw, persistent_workers=False)
+    if nw:
+        kw["prefetch_factor"] = 4
+        if dev.type == "cpu" and cfg["worker_nice"]:
+            kw["worker_init_fn"] = functools.partial(_lower_priority, int(cfg["worker_nice"]))
+    return kw
+
+
 def _cpu_bf16_supported() -> bool:
     """Native bfloat16 arithmetic (AVX512-BF16 or AMX). oneDNN also runs bf16 on plain
     AVX-512 by emulation (``_is_mkldnn_bf16_supported`` says yes there), which is not
@@ -436,12 +449,7 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     valid_sampler = BucketBatchSampler(valid_ds.durations(), cfg["valid_batch_seconds"], shuffle=False,
                                        max_batch_size=cfg["max_batch_size"], rank=rank, world_size=world,
                                        drop_last=False)
-    nw = int(cfg["num_workers"])
-    loader_kw = dict(collate_fn=collate, num_workers=nw, persistent_workers=False)
-    if nw:
-        loader_kw["prefetch_factor"] = 4
-        if dev.type == "cpu" and cfg["worker_nice"]:
-            loader_kw["worker_init_fn"] = functools.partial(_lower_priority, int(cfg["worker_nice"]))
+    loader_kw = loader_kwargs(cfg, dev)
     valid_loader = torch.utils.data.DataLoader(valid_ds, batch_sampler=valid_sampler, **loader_kw)
 
     # The same count on every rank (the sampler drops the tail to a multiple of world x accum):

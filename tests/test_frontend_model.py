@@ -287,3 +287,46 @@ def test_cmvn_statistics_are_deterministic_and_unwarped(synth_digits_corpus):
     assert model.training and model.frontend.training  # mode restored
     plain = CTCModel({}, vocab_size=5).eval()
     assert compute_cmvn(plain, utts, max_utts=6) == a
+
+
+def test_cpu_dropout_mask_statistics_gradient_and_seed():
+    """The CPU dropout draws its own mask (16-bit draws cut from int64 random words): it must
+    drop a fraction p of the elements, independently of position (no bias from the words'
+    short top chunk), scale the kept ones by 1/(1-p) exactly, pass the same mask to the
+    gradient, and repeat under torch.manual_seed."""
+    from ctcasr.model import Dropout
+
+    n = 600_000
+    x = torch.ones(n)
+    for p in (0.05, 0.15, 0.5, 0.9):
+        d = Dropout(p).train()
+        torch.manual_seed(0)
+        y = d(x)
+        kept = y != 0
+        k = round(p * 65536)
+        assert torch.all(y[kept] == 65536 / (65536 - k))
+        sigma = (p * (1 - p) / n) ** 0.5
+        assert abs(1 - kept.float().mean().item() - p) < 5 * sigma
+        # each position of the 3-draws-a-word layout drops at rate p too
+        for j in range(3):
+            frac = 1 - kept[j::3].float().mean().item()
+            assert abs(frac - p) < 5 * sigma * 3 ** 0.5, (p, j, frac)
+    d = Dropout(0.3).train()
+    torch.manual_seed(7)
+    a = d(x)
+    xb = torch.randn(n, requires_grad=True)
+    torch.manual_seed(7)
+    b = d(xb)
+    assert torch.equal(a != 0, b != 0)  # same seed, same mask
+    b.sum().backward()
+    assert torch.equal(xb.grad, a)  # d(sum)/dx = mask * scale
+    assert torch.equal(b, xb.detach() * a)
+    torch.manual_seed(8)
+    assert not torch.equal(d(x) != 0, a != 0)
+    # eval, p = 0 and p = 1
+    assert torch.equal(d.eval()(xb), xb)
+    assert torch.equal(Dropout(0.0).train()(x), x)
+    assert torch.count_nonzero(Dropout(1.0).train()(x)) == 0
+    # bf16 activations keep their dtype; shapes of any rank
+    z = Dropout(0.2).train()(torch.ones(3, 5, 7, dtype=torch.bfloat16))
+    assert z.dtype == torch.bfloat16 and z.shape == (3, 5, 7)
