@@ -50,7 +50,7 @@ def read_decode_defaults(model_dir) -> dict:
     if not isinstance(raw, dict):
         raise ModelError(f"{p}: expected a mapping of decoding options, got {type(raw).__name__}")
     for k, v in raw.items():
-        if k in ("tuned_on", "dev_wer", "dev_cer", "greedy_wer"):
+        if k in ("tuned_on", "dev_wer", "dev_ser", "dev_cer", "greedy_wer", "greedy_ser"):
             continue  # provenance, for people reading the file
         if k not in DEFAULTS:
             raise ModelError(f"{p}: unknown key {k!r} (allowed: {', '.join(DEFAULTS)})")
@@ -144,13 +144,13 @@ def tune_lm(model_dir, manifest, lm="default", weights=DEFAULT_WEIGHTS, scores=D
         dec = BeamSearchDecoder(tokens, blank=0, beam_size=beam_size, word_delimiter=wd, lm=lm_obj,
                                 lm_weight=float(a), word_score=float(b), input_type="log_probs")
         w, c = score(dec)
-        row = {"lm_weight": float(a), "word_score": float(b), "wer": w, "cer": c}
+        row = {"lm_weight": float(a), "word_score": float(b), "wer": w, "cer": c, "words": wd is not None}
         grid.append(row)
         if report is not None:
             report(row)
     # Without a word delimiter (Chinese) the "WER" is the sentence error rate: rank by CER.
     best = min(grid, key=(lambda r: (r["wer"], r["cer"])) if wd is not None else (lambda r: (r["cer"], r["wer"])))
-    return {"best": best, "greedy": {"wer": gw, "cer": gc}, "grid": grid, "beam_size": beam_size,
+    return {"best": best, "greedy": {"wer": gw, "cer": gc}, "grid": grid, "beam_size": beam_size, "words": wd is not None,
             "utterances": len(keep), "skipped": len(utts) - len(keep), "model_dir": mdir}
 
 
@@ -168,21 +168,27 @@ def write_decode_defaults(model_dir, lm_weight: float, word_score: float, beam_s
 
 
 def cmd_tune_lm(a) -> int:
+    # A model without a word delimiter (Chinese) has no words: its "WER" counts whole
+    # sentences, so it is printed as SER (sentence error rate), as `ctcasr evaluate` does.
+    def name(words: bool) -> str:
+        return "WER" if words else "SER"
+
     def report(row):
         print(f"lm_weight {row['lm_weight']:5.2f}  word_score {row['word_score']:5.2f}  "
-              f"WER {100 * row['wer']:6.2f} %  CER {100 * row['cer']:6.2f} %", flush=True)
+              f"{name(row['words'])} {100 * row['wer']:6.2f} %  CER {100 * row['cer']:6.2f} %", flush=True)
 
     r = tune_lm(a.model, a.data, lm=a.lm, weights=a.lm_weights, scores=a.word_scores, beam_size=a.beam_size,
                 device=a.device, progress=sys.stderr.isatty(), report=report)
-    b, g = r["best"], r["greedy"]
-    print(f"greedy: WER {100 * g['wer']:.2f} %  CER {100 * g['cer']:.2f} %")
+    b, g, m = r["best"], r["greedy"], name(r["words"])
+    print(f"greedy: {m} {100 * g['wer']:.2f} %  CER {100 * g['cer']:.2f} %")
     print(f"best (beam {r['beam_size']}): lm_weight {b['lm_weight']}  word_score {b['word_score']}  "
-          f"WER {100 * b['wer']:.2f} %  CER {100 * b['cer']:.2f} %  ({r['utterances']} utterances"
+          f"{m} {100 * b['wer']:.2f} %  CER {100 * b['cer']:.2f} %  ({r['utterances']} utterances"
           + (f", {r['skipped']} not used" if r["skipped"] else "") + ")")
     if a.write:
+        k = m.lower()
         p = write_decode_defaults(r["model_dir"], b["lm_weight"], b["word_score"], r["beam_size"],
-                                  tuned_on=str(a.data), dev_wer=round(b["wer"], 5), dev_cer=round(b["cer"], 5),
-                                  greedy_wer=round(g["wer"], 5))
+                                  tuned_on=str(a.data), **{f"dev_{k}": round(b["wer"], 5)}, dev_cer=round(b["cer"], 5),
+                                  **{f"greedy_{k}": round(g["wer"], 5)})
         print(f"wrote {p}")
     return 0
 

@@ -81,3 +81,21 @@ def test_tune_without_lm_is_a_clear_error(digits_dir, synth_digits_corpus):
     r = subprocess.run([sys.executable, "-m", "ctcasr", "tune-lm", "--model", str(digits_dir), "--data",
                         str(synth_digits_corpus["manifest"])], capture_output=True, text=True)
     assert r.returncode == 1 and "no LM to tune" in r.stderr
+
+
+def test_tune_prints_ser_for_a_model_without_words(digits_dir, synth_digits_corpus):
+    """Without a word delimiter (Chinese-style models) a transcript has no words: tune-lm
+    prints the sentence error rate as SER, never a "WER", and decode.yaml records it so."""
+    cfg = yaml.safe_load((digits_dir / "config.yaml").read_text())
+    cfg["tokenizer"]["word_delimiter"] = None
+    (digits_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    out = subprocess.run([sys.executable, "-m", "ctcasr", "tune-lm", "--model", str(digits_dir), "--data",
+                          str(synth_digits_corpus["manifest"]), "--lm-weights", "0.5", "--word-scores", "0", "1",
+                          "--beam-size", "4", "--device", "cpu", "--write"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert not any("WER" in ln for ln in lines), out.stdout
+    assert sum("SER" in ln and "CER" in ln for ln in lines) == 4  # 2 grid rows, greedy, best
+    saved = yaml.safe_load((digits_dir / "decode.yaml").read_text())
+    assert {"dev_ser", "greedy_ser", "dev_cer"} <= set(saved) and "dev_wer" not in saved
+    assert read_decode_defaults(digits_dir)["beam_size"] == 4
