@@ -50,14 +50,14 @@ class Dropout(nn.Dropout):
     PyTorch's CPU dropout draws its mask with ``bernoulli_``, about 5 ns an element: 6 ms
     for one [B, T, 384] activation of a digits batch, three of them per step, so dropout
     cost more than the front end (benchmarks/train_throughput.py). Here the mask comes from
-    ``random_()`` on int64 words (one generator call per 64 bits instead of per element) cut
-    into 16-bit draws: an element is dropped when its draw falls below round(p * 65536), so
-    p is honoured to 1/65536 and the kept elements are scaled by 65536 / (65536 - k) (the
-    expectation is exact). Only the low 48 bits of each word are used: ``random_()`` fills
-    int64 with values in [0, 2**63), whose top 16-bit chunk is short of one bit. The mask
-    comes from torch's default generator, so ``torch.manual_seed`` makes it reproducible
-    and checkpoints that save the RNG state resume it; it is not the same stream of masks
-    as ``nn.Dropout``'s. No parameters or buffers: state dicts are those of ``nn.Dropout``.
+    ``random_`` over the whole int64 range (64 uniform bits a word, one generator call per
+    four elements instead of one per element), read as 16-bit draws: an element is dropped
+    when its draw falls below round(p * 65536), so p is honoured to 1/65536, and the kept
+    elements are scaled by 65536 / (65536 - k) (the expectation is exact). (``random_()``
+    without a range would leave the top bit of every word 0.) The mask comes from torch's
+    default generator, so ``torch.manual_seed`` makes it reproducible and checkpoints that
+    save the RNG state resume it; it is not the same stream of masks as ``nn.Dropout``'s.
+    No parameters or buffers: state dicts are those of ``nn.Dropout``.
     """
 
     def forward(self, x):
@@ -69,9 +69,9 @@ class Dropout(nn.Dropout):
         if k == 0:
             return x
         n = x.numel()
-        words = torch.empty((n + 2) // 3, dtype=torch.int64).random_()
-        draws = words.view(torch.int16).view(-1, 4)[:, :3]        # 3 x 16 uniform bits a word
-        keep = (draws >= k - 32768).reshape(-1)[:n].view(x.shape)   # P(keep) = (65536 - k) / 65536
+        words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1)
+        draws = words.view(torch.int16)[:n].view(x.shape)          # uniform on [-32768, 32767]
+        keep = draws >= k - 32768                                   # P(keep) = (65536 - k) / 65536
         return x * keep.to(x.dtype) * (65536.0 / (65536 - k))
 
 

@@ -195,9 +195,20 @@ def _lower_priority(increment: int, _worker_id: int = 0) -> None:
 def loader_kwargs(cfg: dict, dev: torch.device) -> dict:
     """DataLoader settings of training (also used by benchmarks/train_throughput.py, so that
     it measures the step as training runs it): ``num_workers`` worker processes that load,
-    augment and collate, four batches ahead, niced on CPU (``_lower_priority``)."""
+    augment and collate, four batches ahead, niced on CPU (``_lower_priority``).
+
+    The workers persist for the whole run. Started afresh each epoch (as until 2026-11-26),
+    each start forks the training process, which write-protects every page of its heap
+    (gigabytes: activations, gradients, the allocator's free blocks) for the child's whole
+    life; each first write to a page then faults and copies it. On the digits recipe that
+    was ~30,000 page faults a second, and since the heap grows over a run, epochs slowed
+    from 16 to 20-23 s by the end. Persistent workers fork once, at the start, from a small
+    heap. The epoch reaches them with each batch (``data.EpochBatch``), their base seed
+    comes from the loader's own generator (``seed``), not from the global RNG, so creating
+    or resuming an iterator never shifts the model's dropout/SpecAugment stream."""
     nw = int(cfg["num_workers"])
-    kw = dict(collate_fn=collate, num_workers=nw, persistent_workers=False)
+    kw = dict(collate_fn=collate, num_workers=nw, persistent_workers=nw > 0,
+              generator=torch.Generator().manual_seed(int(cfg["seed"])))
     if nw:
         kw["prefetch_factor"] = 4
         if dev.type == "cpu" and cfg["worker_nice"]:
@@ -451,6 +462,7 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
                                        drop_last=False)
     loader_kw = loader_kwargs(cfg, dev)
     valid_loader = torch.utils.data.DataLoader(valid_ds, batch_sampler=valid_sampler, **loader_kw)
+    loader = torch.utils.data.DataLoader(train_ds, batch_sampler=sampler, **loader_kwargs(cfg, dev))
 
     # The same count on every rank (the sampler drops the tail to a multiple of world x accum):
     # each rank runs exactly this many steps, each ending in the gradient all-reduce.
@@ -541,18 +553,8 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
         # Skip the batches a mid-epoch checkpoint had consumed: the rest are exactly the ones
         # the uninterrupted run would see (the order depends only on seed and epoch).
         sampler.set_epoch(epoch, start_batch=first * accum)
-        train_ds.epoch = epoch
-        loader = torch.utils.data.DataLoader(train_ds, batch_sampler=sampler, **loader_kw)
-        # Creating the loader's iterator draws a worker base seed from the global torch RNG.
-        # An uninterrupted run draws it at the start of the epoch, before the state a
-        # mid-epoch checkpoint saved; a run resumed mid-epoch draws it again after restoring
-        # that state, which would shift its dropout/SpecAugment masks. So put the state back.
-        # (Augmentation is seeded per utterance, so the worker seed itself does not matter.)
-        # Not a dedicated generator: that would change the random stream of every run.
-        rng_before = _rng_state() if first else None
+        train_ds.epoch = epoch  # (for num_workers 0; workers get it with each batch)
         data_iter = iter(loader)
-        if rng_before is not None:
-            _set_rng_state(rng_before)
         t0 = time.time()
         tot_loss, tot_utts, audio_s, unreadable, bad_steps = 0.0, 0, 0.0, 0, 0
         dropped = 0  # utterances whose audio failed to load, in batches that still ran

@@ -276,3 +276,44 @@ def test_noise_bank_is_per_epoch_deterministic_and_feeds_the_noise(tmp_path):
 
     ds = AudioDataset([(u, [1])], sr, dict(aug, noise_bank=False), seed=3)
     assert ds._noise_bank() is None
+
+
+def test_persistent_data_worker_follows_the_epoch(tmp_path):
+    """Training's DataLoader keeps its worker processes for the whole run (loader_kwargs):
+    the epoch must reach them with each batch (EpochBatch), so epoch e's batches from the
+    worker are exactly what the dataset makes in-process for epoch e, and differ between
+    epochs (the augmentation is drawn per (seed, epoch, utterance))."""
+    import soundfile as sf
+    import torch
+
+    from ctcasr.data import AudioDataset, BucketBatchSampler, EpochBatch, Utterance, collate
+    from ctcasr.train import loader_kwargs
+
+    sr = 16000
+    rng = np.random.default_rng(0)
+    items = []
+    for k in range(6):
+        sf.write(tmp_path / f"{k}.wav", (0.1 * rng.standard_normal(sr // 2 + 800 * k)).astype(np.float32), sr)
+        items.append((Utterance(str(k), str(tmp_path / f"{k}.wav"), 0.5 + 0.05 * k, "a"), [1, 2]))
+    aug = {"noise_prob": 1.0, "noise_kinds": ["pink"], "snr_db": [5, 20], "speeds": [0.9, 1.1], "gain_db": [-6, 6]}
+    ds = AudioDataset(items, sr, aug, seed=5)
+    sampler = BucketBatchSampler(ds.durations(), 2.0, seed=5)
+    kw = loader_kwargs({"num_workers": 1, "worker_nice": 0, "seed": 5}, torch.device("cpu"))
+    assert kw["persistent_workers"]
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, **kw)
+    got = {}
+    for epoch in (0, 1, 2):
+        sampler.set_epoch(epoch)
+        got[epoch] = [b["waveforms"] for b in loader]
+        batches = list(sampler)
+        assert all(isinstance(b, EpochBatch) and b.epoch == epoch for b in batches)
+        ref = AudioDataset(items, sr, aug, seed=5)
+        ref.epoch = epoch
+        want = [collate(ref.__getitems__(list(b)))["waveforms"] for b in batches]
+        assert len(got[epoch]) == len(want) >= 2
+        assert all(torch.equal(g, w) for g, w in zip(got[epoch], want))
+    # and the epoch matters: the same batch made for another epoch is different audio
+    b = list(sampler)[0]
+    other = AudioDataset(items, sr, aug, seed=5)
+    other.epoch = 1
+    assert not torch.equal(collate(other.__getitems__(list(b)))["waveforms"], got[2][0])

@@ -63,10 +63,13 @@ def _checkpoints_logged(log_file):
     return steps
 
 
-def test_sigkill_mid_epoch_then_resume_reproduces_the_uninterrupted_run(synth_digits_corpus, tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_sigkill_mid_epoch_then_resume_reproduces_the_uninterrupted_run(synth_digits_corpus, tmp_path, workers):
+    """Also with a (persistent) data worker: the epoch must reach it with each batch, and
+    starting its iterator must not shift the model's random stream."""
     manifest = synth_digits_corpus["manifest"]
     conf = tmp_path / "c.yaml"
-    conf.write_text(CONFIG)
+    conf.write_text(CONFIG.replace("num_workers: 0", f"num_workers: {workers}"))
 
     # A: uninterrupted.
     a = tmp_path / "a"
