@@ -355,9 +355,12 @@ def main(argv=None) -> int:
         # 1.2-1.3x faster CPU training steps (ctcasr.utils.tune_malloc; CTCASR_MALLOC_TUNING=0:
         # off). Not for transcription: measured on a 1-hour file, 10 % faster for 120 MB more
         # peak memory (benchmarks/README.md).
-        from .utils import tune_malloc
+        # And a bounded oneDNN primitive cache: without it memory grows with every new batch
+        # shape (ctcasr.utils.limit_onednn_cache).
+        from .utils import limit_onednn_cache, tune_malloc
 
         tune_malloc()
+        limit_onednn_cache()
 
     try:
         return int(a.func(a) or 0)

@@ -44,7 +44,7 @@ from .errors import ConfigError, CTCASRError, DataError
 from .metrics import corpus_errors
 from .model import DEFAULT_CONFIG, CTCModel, load_config, merge_config, save_model_dir
 from .tokenizer import Tokenizer
-from .utils import atomic_open, atomic_torch_save, malloc_tuning, pick_device, seed_everything
+from .utils import atomic_open, atomic_torch_save, malloc_tuning, onednn_cache, pick_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -479,8 +479,10 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     amp_dtype, use_scaler = _amp_settings(dev, cfg["amp"])
     if is_main:
         precision = "float32" if amp_dtype is None else f"{amp_dtype} autocast".replace("torch.", "")
-        log.info("device %s, %d torch thread(s), %s%s; %s", dev, torch.get_num_threads(), precision,
-                 " with a grad scaler" if use_scaler else "", malloc_tuning() or "default malloc settings")
+        user_cap = os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY") or os.environ.get("DNNL_PRIMITIVE_CACHE_CAPACITY")
+        log.info("device %s, %d torch thread(s), %s%s; %s; %s", dev, torch.get_num_threads(), precision,
+                 " with a grad scaler" if use_scaler else "", malloc_tuning() or "default malloc settings",
+                 onednn_cache() or f"oneDNN primitive cache: {user_cap or 'default'}")
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
     start_epoch, step, best = 0, 0, None

@@ -179,3 +179,36 @@ def tune_malloc() -> str | None:
 def malloc_tuning() -> str | None:
     """What :func:`tune_malloc` did in this process (None: nothing)."""
     return _malloc_tuning
+
+
+# oneDNN (which runs nn.LSTM on dense CPU input) caches a primitive per distinct problem,
+# by default up to 1024 of them; a training LSTM primitive holds tens of MB (its
+# workspace), and every batch shape is a new problem. Length-bucketed batches with speed
+# perturbation and joined utterances hardly ever repeat a shape, so the cache only grew:
+# the digits recipe's training process went from 2 to 3.5 GB in 14 epochs, and an
+# encoder stepped through 120 new shapes grew by 5.8 GB. A few dozen entries hold what
+# one step reuses (its layers, directions and passes); memory then stays flat (1.8 GB
+# after 14 digits epochs) and step times were the same within the VM's noise.
+ONEDNN_CACHE_CAPACITY = 64
+_onednn_cache: str | None = None
+
+
+def limit_onednn_cache(capacity: int = ONEDNN_CACHE_CAPACITY) -> str | None:
+    """Cap oneDNN's primitive cache for this process (see above) by setting
+    ``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, which oneDNN reads when it makes its first
+    primitive, so call this before the first CPU LSTM/matmul runs (``ctcasr train`` does,
+    at start). A capacity the user set (``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` or the older
+    ``DNNL_PRIMITIVE_CACHE_CAPACITY``) wins; then it returns None."""
+    global _onednn_cache
+    if _onednn_cache is not None:
+        return _onednn_cache
+    if any(os.environ.get(k) for k in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY")):
+        return None
+    os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(int(capacity))
+    _onednn_cache = f"oneDNN primitive cache: {int(capacity)} entries"
+    return _onednn_cache
+
+
+def onednn_cache() -> str | None:
+    """What :func:`limit_onednn_cache` did in this process (None: nothing)."""
+    return _onednn_cache

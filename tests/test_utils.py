@@ -78,3 +78,57 @@ def test_tune_malloc_can_be_switched_off_and_leaves_user_settings_alone():
     assert r["tuning"] == "None" and r["mmapped"] == "True"
     r = _mallinfo_run(tune=True, env_extra={"MALLOC_MMAP_THRESHOLD_": "131072"})
     assert r["tuning"] == "None" and r["mmapped"] == "True"
+
+
+# --------------------------------------------------------------------- oneDNN primitive cache
+_ONEDNN = r"""
+import sys
+sys.path.insert(0, {root!r})
+import torch
+from ctcasr.utils import limit_onednn_cache
+print("limit:", limit_onednn_cache(8) if {limit} else None, flush=True)
+torch.set_num_threads(1)
+lstm = torch.nn.LSTM(8, 4, 2, bidirectional=True, batch_first=True)
+def step(T):
+    out, _ = lstm(torch.randn(2, T, 8))
+    out.sum().backward()
+for T in range(10, 30):   # 20 shapes, several LSTM primitives each
+    step(T)
+print("=== again", flush=True)
+step(10)
+"""
+
+
+def _onednn_run(limit: bool, env_extra=None):
+    """The LSTM primitives oneDNN reports (ONEDNN_VERBOSE) for a shape seen 20 shapes ago:
+    found in its cache, or made again."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("torch without oneDNN")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY")}
+    env.update({"ONEDNN_VERBOSE": "all", "CUDA_VISIBLE_DEVICES": ""}, **(env_extra or {}))
+    code = _ONEDNN.format(root=str(Path(__file__).resolve().parents[1]), limit=limit)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    limit_line = next(ln for ln in out.splitlines() if ln.startswith("limit: "))[len("limit: "):]
+    after = out.split("=== again", 1)[1]
+    if ",rnn" not in after:
+        pytest.skip("this torch build does not run nn.LSTM through oneDNN")
+    return limit_line, after.count("create:cache_hit,cpu,rnn"), after.count("create:cache_miss,cpu,rnn")
+
+
+def test_onednn_cache_limit_takes_effect_in_process_and_yields_to_the_user():
+    # oneDNN's default cache (1024 entries) still holds the first shape's primitives ...
+    _, hits, misses = _onednn_run(limit=False)
+    assert hits > 0 and misses == 0
+    # ... a cap set from Python after `import torch` (as `ctcasr train` does) has evicted them
+    limit, hits, misses = _onednn_run(limit=True)
+    assert limit == "oneDNN primitive cache: 8 entries" and misses > 0
+    # the user's own setting wins
+    limit, hits, misses = _onednn_run(limit=True, env_extra={"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"})
+    assert limit == "None" and hits > 0 and misses == 0
