@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 import unicodedata
+from collections import OrderedDict
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -453,10 +454,39 @@ def _synth_flite(text, voice, rate, pitch, tmp):
     return x, sr, post
 
 
-def _festival_text(text: str) -> str:
-    # festival reads Latin-1 and tokenizes ASCII best: fold accents/typographic quotes away.
+# Festival voice directories of languages not written in the Latin alphabet: these voices
+# read UTF-8 text in their own script (the Russian one: Cyrillic respellings of the digits).
+FESTIVAL_NON_LATIN_DIRS = ("russian", "hindi", "marathi", "telugu")
+
+
+def _festival_text(text: str, own_script: bool = False) -> str:
+    # festival's English and other Latin-script voices tokenize ASCII best: fold accents and
+    # typographic quotes away ("café" -> "cafe"), drop what has no ASCII form. With
+    # ``own_script`` (a voice of a non-Latin language) letters of other scripts are kept
+    # as they are, their combining marks included; the request is sent as UTF-8.
     t = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
-    return unicodedata.normalize("NFKD", t).encode("ascii", "ignore").decode("ascii")
+    out = []
+    for ch in t:
+        if ord(ch) < 128:
+            out.append(ch)
+            continue
+        folded = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode("ascii")
+        if folded:
+            out.append(folded)
+        elif (own_script and unicodedata.category(ch)[0] in "LM" and not unicodedata.name(ch, "").startswith("LATIN")
+              and not "\u0300" <= ch <= "\u036f"):
+            out.append(ch)  # Cyrillic, Devanagari, ... ("й" keeps its breve)
+    return "".join(out)
+
+
+@functools.cache
+def _festival_voice_language(name: str) -> str:
+    """The language directory a festival voice is installed under ('' if not found)."""
+    for root in FESTIVAL_VOICE_DIRS:
+        for d in Path(root).glob(f"*/{name}"):
+            if d.is_dir():
+                return d.parent.name
+    return ""
 
 
 def _synth_festival(text, voice, rate, pitch, tmp):
@@ -464,9 +494,10 @@ def _synth_festival(text, voice, rate, pitch, tmp):
     if voice.name not in kinds:
         raise SynthError(f"festival has no voice {voice.name!r} installed", voice, text)
     kind = kinds[voice.name]
-    ftext = _festival_text(text)
+    own_script = _festival_voice_language(voice.name) in FESTIVAL_NON_LATIN_DIRS
+    ftext = _festival_text(text, own_script)
     if not ftext.strip():
-        raise SynthError("text has nothing festival can read (non-ASCII only)", voice, text)
+        raise SynthError("text has nothing this festival voice can read (non-ASCII only)", voice, text)
     out = os.path.join(tmp, "festival.wav")
     # Duration_Stretch is global festival state: always set it, the server is reused.
     forms = [f"(voice_{voice.name})", f"(Parameter.set 'Duration_Stretch {1.0 / rate if kind == 'lr' else 1.0:.4f})"]
@@ -494,7 +525,7 @@ def _synth_festival(text, voice, rate, pitch, tmp):
             post += ["pitch", f"{1200 * math.log2(pitch):.1f}"]
     quoted = ftext.replace("\\", "\\\\").replace('"', '\\"')
     forms.append(f'(utt.save.wave (utt.synth (Utterance Text "{quoted}")) "{out}" (quote riff))')
-    err = _festival_server().run(forms)
+    err = _festival_server(voice.name).run(forms)
     if err is not None or not os.path.exists(out) or os.path.getsize(out) <= 44:
         raise SynthError(f"festival wrote no audio: {err or 'empty output'}", voice, text)
     x, sr = _read_wav_file(out)
@@ -564,7 +595,7 @@ class _FestivalServer:
 
         req = f'(begin {" ".join(forms)} (format t "{self.OK}\\n"))\n(format t "{self.END}\\n")\n(fflush nil)\n'
         try:
-            self.proc.stdin.write(req.encode("latin-1", "replace"))
+            self.proc.stdin.write(req.encode("utf-8"))
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             self.close()
@@ -590,15 +621,27 @@ class _FestivalServer:
         return self._new_stderr() or "festival reported no error but wrote nothing"
 
 
-_FESTIVAL: _FestivalServer | None = None
+# One server per voice: festival's voices are not independent of each other within one
+# process. Once the Russian voice had been loaded, the Finnish voices failed ("Phone f does
+# not have feature csoft") and the Russian one failed after others ("SIOD ERROR: too few
+# arguments"): 20 of 712 utterances of the digits recipe's accented split were lost. A
+# process per voice keeps each voice's global state to itself (~10-40 MB each; the least
+# recently used one is closed beyond _MAX_FESTIVAL_SERVERS).
+_FESTIVAL: OrderedDict = OrderedDict()  # voice name (or None) -> _FestivalServer
+_MAX_FESTIVAL_SERVERS = 16
 
 
-def _festival_server() -> _FestivalServer:
-    global _FESTIVAL
-    if _FESTIVAL is None or not _FESTIVAL.alive():
+def _festival_server(voice: str | None = None) -> _FestivalServer:
+    srv = _FESTIVAL.get(voice)
+    if srv is None or not srv.alive():
         # After a fork the child must not share the parent's pipes: start its own.
-        _FESTIVAL = _FestivalServer()
-    return _FESTIVAL
+        if srv is not None:
+            srv.close()
+        srv = _FESTIVAL[voice] = _FestivalServer()
+        while len(_FESTIVAL) > _MAX_FESTIVAL_SERVERS:
+            _FESTIVAL.popitem(last=False)[1].close()
+    _FESTIVAL.move_to_end(voice)
+    return srv
 
 
 _ENGINE_FUNCS = {"espeak": _synth_espeak, "flite": _synth_flite, "festival": _synth_festival}

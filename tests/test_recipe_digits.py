@@ -53,5 +53,6 @@ def test_digits_recipe_stages_0_to_3_at_toy_size(tmp_path):
     voices = {json.loads(line)["voice"] for line in open(tmp_path / "data" / "train.jsonl")}
     assert any(v.startswith("espeak:") for v in voices)
     assert any(v in json.loads((RECIPE / "conf" / "respell.json").read_text()) for v in voices)
+    assert "festival:msu_ru_nsh_clunits" in voices  # festival reads the Cyrillic respellings
     test_voices = {json.loads(line)["voice"] for line in open(tmp_path / "data" / "test.jsonl")}
     assert not voices & test_voices  # test speakers never heard in training

@@ -456,3 +456,31 @@ def test_install_script_syntax():
     script = REPO / "scripts" / "install_tts.sh"
     assert os.access(script, os.X_OK)
     subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_festival_text_folds_latin_and_keeps_other_scripts():
+    # Latin accents and typographic quotes fold to ASCII (English/Italian/Czech voices) ...
+    assert synth._festival_text("Café “naïve” don’t Čapek") == 'Cafe "naive" don\'t Capek'
+    assert synth._festival_text("уан 好 a→b ✓ ß") == "  ab  "
+    # ... and a voice of a non-Latin language keeps the letters of other scripts, their
+    # combining marks included; symbols without an ASCII form still go.
+    assert synth._festival_text("уан фри йод", own_script=True) == "уан фри йод"
+    assert synth._festival_text("सिक्स", own_script=True) == "सिक्स"
+    assert synth._festival_text("a→b ✓ ß", own_script=True) == "ab  "
+
+
+def test_festival_voices_keep_their_state_to_themselves(tmp_path):
+    # Each festival voice gets its own server process: the Russian voice after a Finnish
+    # one (and the Finnish after the Russian) failed when they shared one.
+    require_engine("festival")
+    installed = synth._festival_voices(all_languages=True)
+    voices = [v for v in ("msu_ru_nsh_clunits", "hy_fi_mv_diphone", "kal_diphone") if v in installed]
+    if "msu_ru_nsh_clunits" not in voices:
+        pytest.skip("festvox-ru not installed (the digits recipe installs it)")
+    texts = {"msu_ru_nsh_clunits": "уан туу фри", "hy_fi_mv_diphone": "nain faiv seven", "kal_diphone": "one two three"}
+    for _ in range(2):
+        for v in voices:
+            x = synth.synthesize(texts[v], f"festival:{v}", pad=(0, 0))
+            assert np.isfinite(x).all() and len(x) > 16000 // 2, v  # three words, not an empty utterance
+    assert {v for v in voices} <= set(synth._FESTIVAL)
+    assert len({synth._FESTIVAL[v].proc.pid for v in voices}) == len(voices)

@@ -9,7 +9,7 @@
 #
 # Stages
 #   0  texts (1-7 digits, "zero".."nine", "oh") and speech from Debian TTS voices:
-#      training from the recorded English voices (KAL, RMS, SLT), nine recorded voices of
+#      training from the recorded English voices (KAL, RMS, SLT), ten recorded voices of
 #      other languages reading respelled digits (conf/respell.json) and ~600 espeak-ng
 #      voices. Test speakers are never heard in training: KED (festival diphone), AWB
 #      (flite) and twelve espeak-ng variants (under every accent); dev uses six other
@@ -64,11 +64,13 @@ for v in $dev_espeak_variants; do dev_voices="$dev_voices espeak:*+$v"; done
 # festival HTS), the only female one (a model that never heard a woman's voice is no use).
 natural_train="flite:kal16 festival:kal_diphone flite:rms flite:slt festival:cmu_us_slt_arctic_hts"
 # Non-English festival voices and their respellings of the digit words (conf/respell.json;
-# each spelling was kept only if an English-trained model heard it as the intended word).
+# Cyrillic for the Russian voice; each spelling was kept only if an English-trained model
+# heard it as the intended word, alone and said twice).
 accented_train="festival:lp_diphone festival:pc_diphone festival:suo_fi_lj_diphone festival:hy_fi_mv_diphone \
-festival:upc_ca_ona_hts festival:czech_dita festival:czech_machac festival:czech_krb festival:czech_ph"
+festival:upc_ca_ona_hts festival:czech_dita festival:czech_machac festival:czech_krb festival:czech_ph \
+festival:msu_ru_nsh_clunits"
 accented_packages="festvox-italp16k festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-ca-ona-hts \
-festvox-czech-dita festvox-czech-machac festvox-czech-krb festvox-czech-ph"
+festvox-czech-dita festvox-czech-machac festvox-czech-krb festvox-czech-ph festvox-ru"
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   echo "== stage 0: texts and speech"
@@ -83,8 +85,9 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   # voices (dealt evenly), so neither family is drowned out by the other.
   ctcasr synth --texts $data/train_a.txt --voices $natural_train --out $data/wav/train_a \
     --manifest $data/train_a.jsonl --seed 11 --jobs $jobs --prefix tra $aug --quiet
-  # Recorded speakers of other languages (Italian, Finnish, Catalan, Czech festival voices)
-  # reading respelled digits ("uan", "tuu", ...): accented English from nine more people (a child among them: Czech krb).
+  # Recorded speakers of other languages (Italian, Finnish, Catalan, Czech, Russian festival
+  # voices) reading respelled digits ("uan", "tuu", "фри", ...): accented English from ten more
+  # people (a child among them: Czech krb).
   ctcasr synth --texts $data/train_c.txt --respell conf/respell.json --voices $accented_train \
     --out $data/wav/train_c --manifest $data/train_c.jsonl --seed 16 --jobs $jobs --prefix trc $aug --quiet
   ctcasr synth --texts $data/train_b.txt --voices 'espeak:*' --exclude-voices $test_voices $dev_voices \

@@ -11,7 +11,11 @@ The table in conf/ came from this procedure (run with text2wave directly, at the
 sample rates) with a model trained without these voices (the recipe
 before they were added) and was then trimmed to voices missing at most two words; the Czech
 voices krb (a child; three, four and oh not accepted) and ph were added on 2026-11-26, found
-with the shipped digits model, which had not heard them.
+with the shipped digits model, which had not heard them. The Russian voice msu_ru_nsh_clunits
+(festvox-ru) reads Cyrillic (CANDIDATES_CYRILLIC); it was added on 2026-11-27 with
+spellings that the shipped model (which had not heard the voice) heard as the word said
+alone and twice without a pause. This script, run afterwards with the same model, picks the
+same spelling for every word but "oh" ("оо"; the table keeps "о").
 """
 
 import argparse
@@ -28,6 +32,13 @@ CANDIDATES = {
     "nine": ["nain", "najn", "naain"], "zero": ["ziro", "siirou", "zirou", "ziiro", "siro", "ziroo"],
     "oh": ["ou", "oou", "oo", "o"],
 }
+# For voices of languages written in Cyrillic (festival's Russian voice reads no Latin).
+CANDIDATES_CYRILLIC = {
+    "one": ["уан", "уон", "уанн"], "two": ["ту", "туу", "тью"], "three": ["сри", "фри", "срии"],
+    "four": ["фо", "фор", "фоо", "фоур"], "five": ["файв", "файф"], "six": ["сикс", "сыкс"],
+    "seven": ["севен", "севн", "сэвэн"], "eight": ["эйт", "ейт", "эйтт"], "nine": ["найн", "наайн"],
+    "zero": ["зиро", "зироу"], "oh": ["о", "оу", "оо"],
+}
 
 
 def main():
@@ -40,7 +51,8 @@ def main():
     table = {}
     for v in a.voices:
         table[v] = {}
-        for word, cands in CANDIDATES.items():
+        cyrillic = synth._festival_voice_language(synth.Voice.parse(v).name) == "russian"
+        for word, cands in (CANDIDATES_CYRILLIC if cyrillic else CANDIDATES).items():
             for c in cands:
                 x = synth.synthesize(f"{c}. {c}.", v)  # said twice: a word alone is too short a test
                 heard = asr.transcribe(x, sample_rate=16000).text.split()
@@ -48,8 +60,8 @@ def main():
                     table[v][word] = c
                     break
         print(v, f"{len(table[v])}/{len(CANDIDATES)} words:", table[v])
-    with open(a.out, "w") as f:
-        f.write("{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(t)}" for k, t in table.items()) + "\n}\n")
+    with open(a.out, "w", encoding="utf-8") as f:
+        f.write("{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(t, ensure_ascii=False)}" for k, t in table.items()) + "\n}\n")
 
 
 if __name__ == "__main__":
