@@ -257,8 +257,9 @@ def prepare_utterances(utts, tokenizer, frames_for_seconds, max_duration: float 
 class AudioDataset:
     """Index -> (waveform float32 [n], token ids, utt id); audio loaded on demand.
 
-    ``augment`` (a dict, training only) draws per utterance: speed perturbation, gain,
-    additive noise at an SNR, reverberation (functions from ctcasr.synth)."""
+    ``augment`` (a dict, training only) draws per utterance: gain, additive noise at an
+    SNR, reverberation (functions from ctcasr.synth); speed perturbation per utterance when
+    items are fetched one by one, per batch through ``__getitems__`` (see there)."""
 
     def __init__(self, items, sample_rate: int = 16000, augment: Optional[dict] = None, seed: int = 0, cache: bool = False,
                  join_ids: Sequence[int] = ()):
@@ -292,6 +293,9 @@ class AudioDataset:
         return x
 
     def __getitem__(self, i):
+        return self._item(i)
+
+    def _item(self, i, speed=None):
         u, ids = self.items[i]
         try:
             x = self._load(u)
@@ -299,14 +303,14 @@ class AudioDataset:
             log.warning("skipping %s: %s", u.id, e)
             return None
         if self.augment:
-            x = self._augment(x, i, np.random.default_rng((self.seed, self.epoch, i)))
+            x = self._augment(x, i, np.random.default_rng((self.seed, self.epoch, i)), speed)
         return x, ids, u.id
 
-    def _augment(self, x, i, rng):
+    def _augment(self, x, i, rng, speed=None):
         if rng.random() < self.augment.get("edge_trim_prob", 0.0):
             x = trim_edges(x, rng)
         return apply_augmentation(x, self.sample_rate, self.augment, rng, others=self._other_speech(i, rng),
-                                  bank=self._noise_bank())
+                                  bank=self._noise_bank(), speed=speed)
 
     def _noise_bank(self):
         """This epoch's noise bank (see NoiseBank), built on first use in each process from
@@ -324,8 +328,9 @@ class AudioDataset:
     def __getitems__(self, indices):
         """A whole batch (torch's DataLoader calls this when it exists). With
         ``concat_prob``, that share of *batches* is made of pairs: two utterances of the
-        batch joined after a pause of ``concat_pause_s`` seconds, transcripts joined by
-        the word delimiter, then augmented as one.
+        batch joined after a pause of ``concat_pause_s`` seconds (one length per batch),
+        transcripts joined by the word delimiter, then augmented as one. The speed factor
+        is drawn once per batch.
 
         Why: every synthesized utterance is one sentence spoken without pauses, so a model
         trained on them alone has never heard silence *between* words; on long recordings
@@ -338,12 +343,22 @@ class AudioDataset:
         epoch = getattr(indices, "epoch", None)
         if epoch is not None:  # the batch's own epoch (EpochBatch), in whatever process this runs
             self.epoch = epoch
-        p = self.augment.get("concat_prob", 0.0) if self.augment else 0.0
+        if not self.augment:
+            return [self[i] for i in indices]
+        p = self.augment.get("concat_prob", 0.0)
         indices = list(indices)
         rng = np.random.default_rng((self.seed, self.epoch, indices[0] if indices else 0, len(indices), 1))
-        if len(indices) < 2 or not p or rng.random() >= p:
-            return [self[i] for i in indices]
+        joined = len(indices) >= 2 and p and rng.random() < p
+        # One speed factor (and one pause) for the whole batch. The sampler groups
+        # utterances of similar length; a factor drawn per utterance (0.9 makes one 11 %
+        # longer, 1.1 another 9 % shorter) would pad nearly every batch to its longest
+        # item at 0.9, ~10 % of the frames the BiLSTM runs over being padding. Each
+        # utterance still meets every factor over the epochs.
+        speed = float(rng.choice(self.augment.get("speeds") or [1.0]))
+        if not joined:
+            return [self._item(i, speed) for i in indices]
         lo, hi = self.augment.get("concat_pause_s", (0.15, 1.0))
+        gap = np.zeros(int(rng.uniform(lo, hi) * self.sample_rate), np.float32)
         out = []
         for k in range(0, len(indices) - 1, 2):
             a, b = indices[k], indices[k + 1]
@@ -351,14 +366,13 @@ class AudioDataset:
             try:
                 xa, xb = self._load(ua), self._load(ub)
             except AudioError:
-                out += [self[a], self[b]]  # the unreadable one is logged and dropped there
+                out += [self._item(a, speed), self._item(b, speed)]  # the unreadable one is logged and dropped there
                 continue
             r = np.random.default_rng((self.seed, self.epoch, a, b))
-            gap = np.zeros(int(r.uniform(lo, hi) * self.sample_rate), np.float32)
-            x = self._augment(np.concatenate([xa, gap, xb]), a, r)
+            x = self._augment(np.concatenate([xa, gap, xb]), a, r, speed)
             out.append((x, list(ia) + self.join_ids + list(ib), f"{ua.id}+{ub.id}"))
         if len(indices) % 2:
-            out.append(self[indices[-1]])
+            out.append(self._item(indices[-1], speed))
         return out
 
     def _other_speech(self, i, rng):
@@ -460,14 +474,14 @@ def speech_babble(n: int, others, rng, talkers=(3, 6)) -> Optional[np.ndarray]:
     return mix.astype(np.float32) if got else None
 
 
-def apply_augmentation(x, sr, cfg, rng, others=None, bank=None):
+def apply_augmentation(x, sr, cfg, rng, others=None, bank=None, speed=None):
     """On-the-fly waveform augmentation (training only); see AudioDataset. ``others``: a
     callable returning a random other training utterance, for the 'speech' noise kind;
-    ``bank``: a NoiseBank to cut the other kinds from (else they are made per call)."""
+    ``bank``: a NoiseBank to cut the other kinds from (else they are made per call);
+    ``speed``: the speed factor to use (else one of ``cfg['speeds']`` is drawn)."""
     from . import synth
 
-    speeds = cfg.get("speeds") or [1.0]
-    f = float(rng.choice(speeds))
+    f = float(rng.choice(cfg.get("speeds") or [1.0])) if speed is None else float(speed)
     if f != 1.0:
         x = synth.speed_perturb(x, sr, f)
     if rng.random() < cfg.get("reverb_prob", 0.0):

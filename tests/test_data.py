@@ -317,3 +317,44 @@ def test_persistent_data_worker_follows_the_epoch(tmp_path):
     other = AudioDataset(items, sr, aug, seed=5)
     other.epoch = 1
     assert not torch.equal(collate(other.__getitems__(list(b)))["waveforms"], got[2][0])
+
+
+def test_batch_shares_one_speed_factor_and_pause(tmp_path):
+    """Speed perturbation is drawn per batch in __getitems__ (lengths in a batch keep their
+    ratios, so the length buckets stay tight), per utterance when fetched one by one; over
+    batches every factor occurs. Joined pairs in one batch share the pause length."""
+    import soundfile as sf
+
+    from ctcasr.data import AudioDataset, Utterance
+
+    sr = 16000
+    lens = [8000 + 400 * k for k in range(8)]
+    items = []
+    for k, n in enumerate(lens):
+        sf.write(tmp_path / f"{k}.wav", (0.1 * np.sin(np.arange(n) * 0.05)).astype(np.float32), sr)
+        items.append((Utterance(str(k), str(tmp_path / f"{k}.wav"), n / sr, "a"), [1]))
+    ds = AudioDataset(items, sr, {"speeds": [0.8, 1.0, 1.25]}, seed=3)
+    factors = set()
+    for epoch in range(12):
+        ds.epoch = epoch
+        out = ds.__getitems__(list(range(8)))
+        f = {round(lens[k] / len(x), 3) for k, (x, _, _) in enumerate(out)}
+        assert len(f) == 1, f                      # one factor for the whole batch
+        factors |= f
+    assert factors == {0.8, 1.0, 1.25}
+    singles = set()
+    for epoch in range(4):
+        ds.epoch = epoch
+        singles |= {round(lens[k] / len(ds[k][0]), 3) for k in range(8)}
+    assert len(singles) > 1                        # one by one: drawn per utterance
+
+    ds = AudioDataset(items, sr, {"concat_prob": 1.0, "concat_pause_s": [0.1, 0.9]}, seed=3, join_ids=[0])
+    pauses = set()
+    for epoch in range(3):
+        ds.epoch = epoch
+        out = ds.__getitems__(list(range(8)))
+        assert len(out) == 4
+        gap = {len(x) - lens[2 * j] - lens[2 * j + 1] for j, (x, _, _) in enumerate(out)}
+        assert len(gap) == 1 and 0.1 * sr <= gap.pop() <= 0.9 * sr
+        pauses.add(len(out[0][0]))
+    assert len(pauses) > 1
