@@ -39,6 +39,12 @@ def test_bad_amp_value_is_a_config_error(tmp_path):
         T._amp_settings(torch.device("cpu"), "fp8")
 
 
+needs_bf16_lstm = pytest.mark.skipif(
+    not T.cpu_bf16_lstm_runs(), reason="oneDNN has no bfloat16 LSTM on this CPU (AVX2 only); train.amp: bf16 "
+                                       "falls back to float32 here (test_cpu_bf16_when_the_cpu_has_it checks the fallback)")
+
+
+@needs_bf16_lstm
 def test_bf16_autocast_runs_the_encoder_in_bf16_and_keeps_outputs_close():
     """What train.amp: bf16 does on CPU: the LSTM and linear layers compute in bfloat16
     (their outputs differ from float32, so it is not a no-op), while the front end and the
@@ -69,8 +75,10 @@ def test_lower_priority_raises_the_niceness():
     assert int(out) == min(5, 19 - os.nice(0))  # niceness is capped at 19
 
 
+@needs_bf16_lstm
 def test_training_in_bf16_on_cpu_with_a_niced_worker(synth_digits_corpus, tmp_path, monkeypatch):
-    """A short run with train.amp: bf16 (forced on, so it runs on any CPU) and a data worker:
+    """A short run with train.amp: bf16 (forced on, so it runs on any CPU whose oneDNN has a
+    bf16 LSTM, emulated on plain AVX-512) and a data worker:
     the loss falls, the log and the model directory are written, and the weights stay float32."""
     import csv
 
