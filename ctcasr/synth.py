@@ -42,9 +42,8 @@ import tempfile
 import threading
 import time
 import unicodedata
-from collections import OrderedDict
 import zlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -264,29 +263,41 @@ def _festival_voices(all_languages: bool = False) -> dict:
     digits when given respelled text, see ``build_corpus(respell=...)``). kind: 'hts' (HTS
     engine: duration via hts '-r', pitch via sox), 'lr' (linear-regression intonation:
     native Duration_Stretch and F0 targets) or 'other' (sox tempo/pitch)."""
+    return {name: kind for name, (kind, lang) in _festival_installed().items()
+            if all_languages or lang in FESTIVAL_EN_DIRS}
+
+
+def _festival_voice_language(name: str) -> str:
+    """The language directory a festival voice is installed under ('' if not installed)."""
+    return _festival_installed().get(name, ("", ""))[1]
+
+
+@functools.cache
+def _festival_installed() -> dict:
+    """{voice name: (kind, language directory)} of every installed festival voice; the
+    English directories are read first, so an English voice wins a name clash."""
     if not engine_available("festival"):
         return {}
     found = {}
-    for root in FESTIVAL_VOICE_DIRS:
-        langs = FESTIVAL_EN_DIRS
-        if all_languages and Path(root).is_dir():
-            langs = FESTIVAL_EN_DIRS + tuple(sorted(d.name for d in Path(root).iterdir() if d.name not in FESTIVAL_EN_DIRS))
-        for lang in langs:
-            d = Path(root) / lang
-            if not d.is_dir():
+    roots = [Path(r) for r in FESTIVAL_VOICE_DIRS if Path(r).is_dir()]
+    en = [r / lang for r in roots for lang in FESTIVAL_EN_DIRS]
+    others = [d for r in roots for d in sorted(r.iterdir()) if d.name not in FESTIVAL_EN_DIRS]
+    for d in en + others:
+        lang = d.name
+        if not d.is_dir():
+            continue
+        for vd in sorted(d.iterdir()):
+            scm = vd / "festvox" / f"{vd.name}.scm"
+            if not scm.is_file() or vd.name in found:
                 continue
-            for vd in sorted(d.iterdir()):
-                scm = vd / "festvox" / f"{vd.name}.scm"
-                if not scm.is_file() or vd.name in found:
-                    continue
-                src = scm.read_text("latin-1", "replace")
-                if re.search(r"Synth_Method\s+'HTS", src):
-                    kind = "hts"
-                elif "Int_Targets_LR" in src:
-                    kind = "lr"
-                else:
-                    kind = "other"
-                found[vd.name] = kind
+            src = scm.read_text("latin-1", "replace")
+            if re.search(r"Synth_Method\s+'HTS", src):
+                kind = "hts"
+            elif "Int_Targets_LR" in src:
+                kind = "lr"
+            else:
+                kind = "other"
+            found[vd.name] = (kind, lang)
     return found
 
 
@@ -479,16 +490,6 @@ def _festival_text(text: str, own_script: bool = False) -> str:
     return "".join(out)
 
 
-@functools.cache
-def _festival_voice_language(name: str) -> str:
-    """The language directory a festival voice is installed under ('' if not found)."""
-    for root in FESTIVAL_VOICE_DIRS:
-        for d in Path(root).glob(f"*/{name}"):
-            if d.is_dir():
-                return d.parent.name
-    return ""
-
-
 def _synth_festival(text, voice, rate, pitch, tmp):
     kinds = _festival_voices(all_languages=True)
     if voice.name not in kinds:
@@ -624,7 +625,7 @@ class _FestivalServer:
 # One server per voice: festival's voices are not independent of each other within one
 # process. Once the Russian voice had been loaded, the Finnish voices failed ("Phone f does
 # not have feature csoft") and the Russian one failed after others ("SIOD ERROR: too few
-# arguments"): 20 of 712 utterances of the digits recipe's accented split were lost. A
+# arguments"): 20 of 714 utterances of the digits recipe's accented split were lost. A
 # process per voice keeps each voice's global state to itself (~10-40 MB each; the least
 # recently used one is closed beyond _MAX_FESTIVAL_SERVERS).
 _FESTIVAL: OrderedDict = OrderedDict()  # voice name (or None) -> _FestivalServer

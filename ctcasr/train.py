@@ -227,21 +227,6 @@ def _cpu_bf16_supported() -> bool:
         return False
 
 
-@functools.cache
-def cpu_bf16_lstm_runs() -> bool:
-    """Whether oneDNN can run an LSTM in bfloat16 on this CPU at all (natively or emulated
-    on AVX-512). On an AVX2-only CPU (e.g. AMD Zen 3) it cannot: creating the primitive fails
-    ("could not create a primitive descriptor for the LSTM forward propagation primitive"),
-    so bf16 on such a CPU is not merely slow but impossible."""
-    try:
-        lstm = torch.nn.LSTM(8, 8, batch_first=True)
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            lstm(torch.zeros(1, 3, 8))
-        return True
-    except RuntimeError:
-        return False
-
-
 # train.amp values (YAML reads on/off as booleans).
 AMP_MODES = (True, False, None, "auto", "on", "off", "none", "bf16")
 
