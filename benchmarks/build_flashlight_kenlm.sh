@@ -12,7 +12,7 @@ PY="$(cd "$VENV" && pwd)/bin/python"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 "$PY" -m pip install kenlm pybind11 setuptools wheel
-"$PY" -m pip download --no-binary :all: --no-deps flashlight-text==0.0.7 kenlm==0.3.0 -d "$WORK"
+"$PY" -m pip download --no-binary flashlight-text,kenlm --no-deps flashlight-text==0.0.7 kenlm==0.3.0 -d "$WORK"
 tar xzf "$WORK"/flashlight-text-0.0.7.tar.gz -C "$WORK"
 tar xzf "$WORK"/kenlm-0.3.0.tar.gz -C "$WORK"
 mkdir -p "$WORK/kenhdr" && ln -s "$WORK/kenlm-0.3.0" "$WORK/kenhdr/kenlm"
