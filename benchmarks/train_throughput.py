@@ -184,7 +184,7 @@ def main(argv=None):
     )
     from ctcasr.model import CTCModel
     from ctcasr.tokenizer import Tokenizer
-    from ctcasr.train import _amp_settings, compute_cmvn, ctc_loss, load_train_config, loader_kwargs
+    from ctcasr.train import _amp_settings, compute_cmvn, ctc_loss, load_train_config, loader_kwargs, make_optimizer
 
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: CUDA is not available on this machine")
@@ -230,16 +230,21 @@ def main(argv=None):
     in_dim = model_cfg["frontend"]["n_mels"] * model_cfg["frontend"]["stack"]
     dirs = 2 if enc["kind"] == "blstm" else 1
     flops_frame = lstm_flops_per_frame(in_dim, enc["hidden"], enc["layers"], dirs)
-    lstm = torch.nn.LSTM(in_dim, enc["hidden"], num_layers=enc["layers"], batch_first=True,
+    # (a) runs time-major, the layout the LSTM kernels take (batch_first would add a copy of
+    # every layer's input and output); (a') batch-first, which packing does not care about.
+    lstm = torch.nn.LSTM(in_dim, enc["hidden"], num_layers=enc["layers"], batch_first=False,
                          bidirectional=dirs == 2).to(dev)
+    lstm_packed = torch.nn.LSTM(in_dim, enc["hidden"], num_layers=enc["layers"], batch_first=True,
+                                bidirectional=dirs == 2).to(dev)
     # per batch: its padded encoder shape and real lengths, and a random input of that shape
     shapes = []
     for b in batches:
         olen = model.output_lengths(collate([ds[i] for i in b])["lengths"])
         shapes.append((len(b), int(olen.max()), olen))
     inputs = [torch.randn(B, T, in_dim, device=dev) for B, T, _ in shapes]
+    inputs_tm = [x.transpose(0, 1).contiguous() for x in inputs]
 
-    opt = torch.optim.AdamW(model.parameters(), lr=float(train_cfg["lr"]), weight_decay=float(train_cfg["weight_decay"]))
+    opt = make_optimizer(model, train_cfg, dev)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
     amp, _ = _amp_settings(dev, args.amp)
     clock = Clock(dev)
@@ -275,13 +280,14 @@ def main(argv=None):
 
     def run_lstm(k, packed):
         B, T, olen = shapes[k]
-        lstm.zero_grad(set_to_none=True)
+        net = lstm_packed if packed else lstm
+        net.zero_grad(set_to_none=True)
+        x = inputs[k] if packed else inputs_tm[k]
         t0 = clock.now()
-        x = inputs[k]
         with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
             if packed:
                 x = pack_padded_sequence(x, olen, batch_first=True, enforce_sorted=False)
-            out, _ = lstm(x)
+            out, _ = net(x)
             if packed:
                 out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
         loss = out.float().sum()

@@ -117,8 +117,18 @@ class FrontEnd(nn.Module):
         lengths = lengths.to(x.device)
         if x.shape[1] < self.n_fft:  # every input yields at least one frame
             x = nn.functional.pad(x, (0, self.n_fft - x.shape[1]))
-        mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
-        x = x * mask
+        # Zero what lies past each length (a caller's padding need not be silence): per row
+        # into a copy, ~3x cheaper on CPU than multiplying by a [B, N] bool mask (the
+        # bool -> float conversion is an unvectorised loop); a Python loop over rows costs
+        # microseconds. (Exported graphs have their own front end, in tensor ops.)
+        if x.device.type == "cpu":
+            pad = (lengths < x.shape[1]).nonzero().flatten().tolist()
+            if pad:
+                x = x.clone()
+                for b, n in zip(pad, lengths[pad].tolist()):
+                    x[b, max(int(n), 0):] = 0.0
+        else:
+            x = torch.where(torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None], x, 0.0)
         if self.gain_norm:
             power = (x * x).sum(1) / lengths.clamp(min=1)
             # Target RMS 0.1 (-20 dBFS); gain capped at +40 dB so near-silence stays quiet.
@@ -159,7 +169,8 @@ class FrontEnd(nn.Module):
         spec = torch.stft(x, sp.n_fft, sp.hop_length, sp.win_length, sp.window, center=False,
                           normalized=False, onesided=True, return_complex=True)
         ri = torch.view_as_real(spec)
-        return torch.addcmul(ri[..., 0] * ri[..., 0], ri[..., 1], ri[..., 1])
+        re, im = ri[..., 0], ri[..., 1]
+        return torch.addcmul(re.square(), im, im)
 
     def _warped_mel(self, spec):
         """Vocal tract length perturbation (Jaitly & Hinton 2013), training only: stretch each
@@ -212,13 +223,16 @@ class FrontEnd(nn.Module):
         dev = feats.device
         g = torch.Generator(device="cpu")
         g.manual_seed(int(torch.randint(0, 2**31 - 1, (1,)).item()))
-        keep = torch.ones(B, T, F, dtype=torch.bool)
+        # The masks are separable: bands [B, 1, F] times spans [B, T, 1], applied as two
+        # broadcast float multiplies (a [B, T, F] bool mask costs 5x more on CPU).
+        fkeep = torch.ones(B, 1, F, dtype=torch.bool)
+        tkeep = torch.ones(B, T, 1, dtype=torch.bool)
         f_idx = torch.arange(F)
         t_idx = torch.arange(T)
         for _ in range(int(sa["freq_masks"])):
             w = torch.randint(0, int(sa["freq_width"]) + 1, (B,), generator=g)
             f0 = (torch.rand(B, generator=g) * (F - w).clamp(min=1)).long()
-            keep &= ~((f_idx[None] >= f0[:, None]) & (f_idx[None] < (f0 + w)[:, None]))[:, None, :]
+            fkeep &= ~((f_idx[None] >= f0[:, None]) & (f_idx[None] < (f0 + w)[:, None]))[:, None, :]
         seconds = flen.float().cpu() * self.hop / self.sample_rate
         n_t = (seconds * float(sa["time_masks_per_s"])).round().long()
         max_w = torch.minimum(
@@ -229,8 +243,8 @@ class FrontEnd(nn.Module):
             active = i < n_t
             w = (torch.rand(B, generator=g) * (max_w + 1).float()).long() * active
             t0 = (torch.rand(B, generator=g) * (flen.cpu() - w).clamp(min=1).float()).long()
-            keep &= ~((t_idx[None] >= t0[:, None]) & (t_idx[None] < (t0 + w)[:, None]))[:, :, None]
-        return feats * keep.to(dev)
+            tkeep &= ~((t_idx[None] >= t0[:, None]) & (t_idx[None] < (t0 + w)[:, None]))[:, :, None]
+        return feats * fkeep.to(device=dev, dtype=feats.dtype) * tkeep.to(device=dev, dtype=feats.dtype)
 
     # -------------------------------------------------------------------------- CMVN
     @torch.no_grad()

@@ -37,6 +37,15 @@ def test_frontend_batch_equals_single_and_gain_invariance():
     assert torch.allclose(batch[1, :16], single[0], atol=1e-4)
     quiet, _ = fe(x[1:, :8000] * 0.03, lens[1:])  # 30 dB quieter: same features
     assert torch.allclose(quiet, single, atol=1e-3)
+    # whatever lies in a caller's padding, even NaN/inf, is not read (and the caller's
+    # tensor is left as it was)
+    junk = x.clone()
+    junk[1, 8000::2] = float("nan")
+    junk[1, 8001::2] = float("inf")
+    kept = junk.clone()
+    again, _ = fe(junk, lens)
+    assert torch.equal(again, batch)
+    assert torch.equal(junk.isnan(), kept.isnan()) and torch.equal(junk[0], kept[0])
 
 
 def test_specaugment_only_in_training():
@@ -91,6 +100,38 @@ def _model_dir(tmp_path):
     tok = Tokenizer.build(["one two three"])
     m = CTCModel(SMALL, len(tok))
     return save_model_dir(m, tok, tmp_path / "model"), m, tok
+
+
+@pytest.mark.parametrize("kind", ["blstm", "lstm", "rnn"])
+def test_dense_encoder_gradients_equal_packed_nn_lstms(kind):
+    """The time-major encoder with its own backward for the within-length reversal
+    (_PermuteRows) back-propagates what packing does: same input and weight gradients."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from ctcasr.model import RNNEncoder
+
+    torch.manual_seed(1)
+    old = (torch.nn.RNN if kind == "rnn" else torch.nn.LSTM)(12, 8, num_layers=3, batch_first=True,
+                                                             bidirectional=kind == "blstm")
+    enc = RNNEncoder(12, 8, 3, 0.0, kind)
+    enc.load_state_dict({"rnn." + k: v for k, v in old.state_dict().items()}, strict=True)
+    lengths = torch.tensor([20, 13, 5, 1])
+    x = torch.randn(4, 20, 12)
+    w = torch.randn(4, 20, old.hidden_size * (2 if kind == "blstm" else 1))  # a loss that weighs every output
+    valid = (torch.arange(20)[None, :] < lengths[:, None])[..., None]
+    x1 = x.clone().requires_grad_()
+    ref, _ = old(pack_padded_sequence(x1, lengths, batch_first=True, enforce_sorted=False))
+    ref, _ = pad_packed_sequence(ref, batch_first=True, total_length=20)
+    (ref * w).sum().backward()
+    x2 = x.clone().requires_grad_()
+    (enc(x2, lengths) * w).sum().backward()
+    assert torch.allclose(x2.grad * valid, x1.grad * valid, atol=1e-5)
+    assert torch.equal(x2.grad * ~valid, torch.zeros_like(x2.grad))  # padding gets no gradient
+    grads = {"rnn." + k: p.grad for k, p in old.named_parameters()}
+    for k, p in enc.named_parameters():
+        i, direction, name = k.split(".")[1:]
+        old_name = "rnn." + name.replace("_l0", f"_l{i}") + ("_reverse" if direction == "bwd" else "")
+        assert torch.allclose(p.grad, grads[old_name], atol=1e-5), k
 
 
 @pytest.mark.parametrize("kind", ["blstm", "lstm", "rnn"])
