@@ -224,7 +224,9 @@ class FrontEnd(nn.Module):
         g = torch.Generator(device="cpu")
         g.manual_seed(int(torch.randint(0, 2**31 - 1, (1,)).item()))
         # The masks are separable: bands [B, 1, F] times spans [B, T, 1], applied as two
-        # broadcast float multiplies (a [B, T, F] bool mask costs 5x more on CPU).
+        # broadcast float multiplies: 0.14 ms for a [50, 191, 80] batch with two bands and
+        # two spans, against 2.2 ms through a [B, T, F] bool mask (its &= and bool -> float
+        # conversion) on the 2-core AVX2 VM.
         fkeep = torch.ones(B, 1, F, dtype=torch.bool)
         tkeep = torch.ones(B, T, 1, dtype=torch.bool)
         f_idx = torch.arange(F)
