@@ -103,41 +103,11 @@ def _model_dir(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["blstm", "lstm", "rnn"])
-def test_dense_encoder_gradients_equal_packed_nn_lstms(kind):
-    """The time-major encoder with its own backward for the within-length reversal
-    (_PermuteRows) back-propagates what packing does: same input and weight gradients."""
-    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-    from ctcasr.model import RNNEncoder
-
-    torch.manual_seed(1)
-    old = (torch.nn.RNN if kind == "rnn" else torch.nn.LSTM)(12, 8, num_layers=3, batch_first=True,
-                                                             bidirectional=kind == "blstm")
-    enc = RNNEncoder(12, 8, 3, 0.0, kind)
-    enc.load_state_dict({"rnn." + k: v for k, v in old.state_dict().items()}, strict=True)
-    lengths = torch.tensor([20, 13, 5, 1])
-    x = torch.randn(4, 20, 12)
-    w = torch.randn(4, 20, old.hidden_size * (2 if kind == "blstm" else 1))  # a loss that weighs every output
-    valid = (torch.arange(20)[None, :] < lengths[:, None])[..., None]
-    x1 = x.clone().requires_grad_()
-    ref, _ = old(pack_padded_sequence(x1, lengths, batch_first=True, enforce_sorted=False))
-    ref, _ = pad_packed_sequence(ref, batch_first=True, total_length=20)
-    (ref * w).sum().backward()
-    x2 = x.clone().requires_grad_()
-    (enc(x2, lengths) * w).sum().backward()
-    assert torch.allclose(x2.grad * valid, x1.grad * valid, atol=1e-5)
-    assert torch.equal(x2.grad * ~valid, torch.zeros_like(x2.grad))  # padding gets no gradient
-    grads = {"rnn." + k: p.grad for k, p in old.named_parameters()}
-    for k, p in enc.named_parameters():
-        i, direction, name = k.split(".")[1:]
-        old_name = "rnn." + name.replace("_l0", f"_l{i}") + ("_reverse" if direction == "bwd" else "")
-        assert torch.allclose(p.grad, grads[old_name], atol=1e-5), k
-
-
-@pytest.mark.parametrize("kind", ["blstm", "lstm", "rnn"])
 def test_dense_encoder_equals_packed_nn_lstm_and_loads_its_state_dict(kind):
     """The per-direction dense encoder computes what a packed multi-layer nn.LSTM/nn.RNN
-    does, and state dicts of that older layout (the first shipped model's) load into it."""
+    does, forward and backward (its own backward for the within-length reversal,
+    _PermuteRows, included: same input and weight gradients), and state dicts of that older
+    layout (the first shipped model's) load into it."""
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     from ctcasr.model import RNNEncoder
@@ -148,13 +118,23 @@ def test_dense_encoder_equals_packed_nn_lstm_and_loads_its_state_dict(kind):
     enc = RNNEncoder(12, 8, 3, 0.0, kind)
     enc.load_state_dict({"rnn." + k: v for k, v in old.state_dict().items()}, strict=True)
     x, lengths = torch.randn(4, 20, 12), torch.tensor([20, 13, 5, 1])
-    ref, _ = old(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ref, _ = old(pack_padded_sequence(x1, lengths, batch_first=True, enforce_sorted=False))
     ref, _ = pad_packed_sequence(ref, batch_first=True, total_length=20)
-    out = enc(x, lengths)
+    out = enc(x2, lengths)
     assert out.shape == ref.shape
     assert torch.allclose(out, ref, atol=1e-5)
-    out.sum().backward()  # and it trains
-    assert all(p.grad is not None for p in enc.parameters())
+    w = torch.randn(ref.shape)  # a loss that weighs every output differently
+    (ref * w).sum().backward()
+    (out * w).sum().backward()
+    valid = (torch.arange(20)[None, :] < lengths[:, None])[..., None]
+    assert torch.allclose(x2.grad * valid, x1.grad * valid, atol=1e-5)
+    assert torch.equal(x2.grad * ~valid, torch.zeros_like(x2.grad))  # padding gets no gradient
+    grads = dict(old.named_parameters())
+    for k, p in enc.named_parameters():
+        i, direction, name = k.split(".")[1:]
+        old_name = name.replace("_l0", f"_l{i}") + ("_reverse" if direction == "bwd" else "")
+        assert torch.allclose(p.grad, grads[old_name].grad, atol=1e-5), k
 
 
 def test_model_dir_round_trip(tmp_path):
