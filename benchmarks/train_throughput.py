@@ -3,6 +3,7 @@
 
     python benchmarks/train_throughput.py                     # digits model, all cores
     python benchmarks/train_throughput.py --steps 4 --json out.json
+    python benchmarks/train_throughput.py --device cuda --manifest recipes/digits/data/train.jsonl --utts 1500
 
 One run measures, interleaved step by step so that both see the same machine load:
 
@@ -154,10 +155,14 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads (default: all cores)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--utts", type=int, default=200, help="utterances to synthesize (default 200)")
+    ap.add_argument("--manifest", help="time batches of this manifest's audio instead of synthesizing a corpus "
+                                       "(e.g. the digits recipe's data/train.jsonl on a machine without TTS); "
+                                       "its first --utts utterances")
     ap.add_argument("--mm-size", type=int, default=2048, help="matmul peak: N x N @ N x N fp32 (default 2048)")
     ap.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "ctcasr-bench-train-throughput"))
     ap.add_argument("--amp", choices=["auto", "off", "bf16"], default="auto",
-                    help="autocast for (a) and (b) alike: auto = bf16 on CUDA when supported, fp32 on CPU "
+                    help="autocast for (a) and (b) alike: auto = float16 on CUDA (as training: cuDNN LSTMs run in "
+                         "float16 under autocast), fp32 on CPU "
                          "(the training default); bf16 = bfloat16 also on CPU (train.amp: bf16)")
     ap.add_argument("--malloc", choices=["tuned", "default"], default="tuned",
                     help="tuned (default): glibc malloc thresholds raised as `ctcasr train` does "
@@ -193,10 +198,13 @@ def main(argv=None):
     torch.manual_seed(0)
 
     # --- corpus, model, batches
-    manifest, how = make_corpus(args.utts, args.cache_dir, jobs=max(1, min(4, os.cpu_count() or 1)))
+    if args.manifest:
+        manifest, how = Path(args.manifest), "given"
+    else:
+        manifest, how = make_corpus(args.utts, args.cache_dir, jobs=max(1, min(4, os.cpu_count() or 1)))
     model_cfg, train_cfg = load_train_config(args.config)
     batch_seconds = args.batch_seconds or float(train_cfg["batch_seconds"])
-    utts = read_manifest(manifest)
+    utts = read_manifest(manifest)[: args.utts]
     tok = Tokenizer.build((u.text for u in utts), **model_cfg["tokenizer"])
     model = CTCModel(model_cfg, len(tok))
     stats = compute_cmvn(model, utts, 100)
@@ -246,7 +254,8 @@ def main(argv=None):
 
     opt = make_optimizer(model, train_cfg, dev)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-    amp, _ = _amp_settings(dev, args.amp)
+    amp, use_scaler = _amp_settings(dev, args.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)  # float16 on CUDA, as training runs it
     clock = Clock(dev)
     instrument(model, clock)
     mm_a = torch.randn(args.mm_size, args.mm_size, device=dev)
@@ -262,8 +271,8 @@ def main(argv=None):
         except (AttributeError, RuntimeError):
             pass
 
-    # Under autocast the LSTM's GEMMs run in bf16 (fp16 on GPUs without bf16), so its peak is
-    # a matmul in that dtype (oneDNN on CPU, cuBLAS on CUDA); reported under the "bf16" key.
+    # Under autocast the LSTM's GEMMs run in bf16 on CPU and fp16 on CUDA, so its peak is a
+    # matmul in that dtype (oneDNN on CPU, cuBLAS on CUDA); reported under the "bf16" key.
     mm_a16, mm_b16 = (mm_a.to(amp), mm_b.to(amp)) if amp is not None else (None, None)
 
     def run_mm():
@@ -312,14 +321,16 @@ def main(argv=None):
         t3 = clock.now()
         opt.zero_grad(set_to_none=True)
         t3b = clock.now()
-        loss.backward()
+        scaler.scale(loss).backward()
         t4 = clock.now()
+        scaler.unscale_(opt)
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(train_cfg["grad_clip"]))
         ok = bool(torch.isfinite(loss)) and bool(torch.isfinite(gnorm))
         t5 = clock.now()
         if ok:
             opt.step()
             sched.step()
+        scaler.update()
         t6 = clock.now()
         m = clock.marks
         parts = {

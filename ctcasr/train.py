@@ -59,11 +59,11 @@ DEFAULT_TRAIN = {
     "valid_batch_seconds": 600.0,
     "grad_clip": 5.0,
     "seed": 1,
-    "num_workers": 1,
+    "num_workers": "auto",     # data worker processes; auto: 1 on CPU, up to 8 on CUDA (see _num_workers)
     "worker_nice": 19,         # CPU training: run the data workers at this lower priority (0 = as is)
     "cache_audio": False,
     "max_duration": 30.0,
-    "amp": "auto",             # auto: bf16/fp16 autocast on CUDA, off on CPU; bf16: bf16 on CPU too; off
+    "amp": "auto",             # auto: fp16 autocast + grad scaler on CUDA, off on CPU; bf16: bf16 on CPU too; off
     "threads": 0,              # torch intra-op threads; 0 = all cores
     "cmvn_utterances": 500,
     "augment": {},
@@ -92,8 +92,11 @@ def load_train_config(path) -> tuple:
     check_augment_config(train_cfg["augment"] or {})
     if train_cfg["amp"] not in AMP_MODES:
         raise ConfigError(f"{path}: train: amp must be auto, bf16 or off, not {train_cfg['amp']!r}")
-    for k, lo in (("accum_grad", 1), ("max_steps", 0), ("checkpoint_every_steps", 0), ("worker_nice", 0)):
+    for k, lo in (("accum_grad", 1), ("max_steps", 0), ("checkpoint_every_steps", 0), ("worker_nice", 0),
+                  ("num_workers", 0)):
         v = train_cfg[k]
+        if k == "num_workers" and v == "auto":
+            continue
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ConfigError(f"{path}: train: {k} must be an integer >= {lo}, not {v!r}")
     return model_cfg, train_cfg
@@ -192,6 +195,24 @@ def _lower_priority(increment: int, _worker_id: int = 0) -> None:
         pass
 
 
+def _num_workers(setting, dev: torch.device) -> int:
+    """``train.num_workers``: a count, or ``auto``. On CPU, auto is one worker: the step's
+    intra-op threads want every core, and one niced worker keeps up with a 2-core step.
+    On CUDA the step no longer needs the CPU, and loading, augmenting (speed perturbation,
+    reverberation, noise) and collating are what the GPU waits for: auto is one worker per
+    spare core, at most 8, shared among the processes of this machine under torchrun."""
+    if setting != "auto":
+        return int(setting)
+    if dev.type != "cuda":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 2
+    per_process = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(8, per_process - 1))
+
+
 def loader_kwargs(cfg: dict, dev: torch.device) -> dict:
     """DataLoader settings of training (also used by benchmarks/train_throughput.py, so that
     it measures the step as training runs it): ``num_workers`` worker processes that load,
@@ -206,8 +227,9 @@ def loader_kwargs(cfg: dict, dev: torch.device) -> dict:
     heap. The epoch reaches them with each batch (``data.EpochBatch``), their base seed
     comes from the loader's own generator (``seed``), not from the global RNG, so creating
     or resuming an iterator never shifts the model's dropout/SpecAugment stream."""
-    nw = int(cfg["num_workers"])
-    kw = dict(collate_fn=collate, num_workers=nw, persistent_workers=nw > 0,
+    nw = _num_workers(cfg["num_workers"], dev)
+    # Pinned batches copy to the GPU asynchronously (the .to(dev, non_blocking=True) of the step).
+    kw = dict(collate_fn=collate, num_workers=nw, persistent_workers=nw > 0, pin_memory=dev.type == "cuda",
               generator=torch.Generator().manual_seed(int(cfg["seed"])))
     if nw:
         kw["prefetch_factor"] = 4
@@ -238,6 +260,7 @@ def _amp_settings(device, mode):
     (oneDNN) pay off only on CPUs with native bf16 arithmetic (AVX512-BF16, AMX), where the
     digits BiLSTM's forward + backward runs ~1.4x faster (benchmarks/train_throughput.py
     --amp bf16); elsewhere oneDNN would emulate it, so we fall back to fp32 with a warning.
+    On CUDA (auto, on, bf16) it is float16 with a grad scaler (why: below).
     The front end and the CTC loss stay float32 either way (they disable autocast / cast up)."""
     if mode not in AMP_MODES:
         raise ConfigError(f"train.amp: {mode!r} is not one of auto, bf16, off")
@@ -251,11 +274,16 @@ def _amp_settings(device, mode):
         log.warning("train.amp: bf16 asked for, but this %s has no native bfloat16 support; training in float32",
                     device.type)
         return None, False
-    if torch.cuda.is_bf16_supported():
-        return torch.bfloat16, False
+    # CUDA: float16 autocast with a gradient scaler, also on GPUs with bfloat16. PyTorch's
+    # autocast runs cuDNN RNNs in float16 whatever dtype it is given (its _cudnn_rnn wrapper,
+    # aten/src/ATen/cudnn/AutocastRNN.cpp, casts input, state and weights to half; seen on an
+    # H200: the encoder's output under bf16 autocast was float16). bf16 autocast would thus run
+    # the LSTMs, nearly all of the model's work, in float16 without the loss scaling that
+    # float16 gradients need. (On CPU, oneDNN's LSTM does honour bfloat16.)
     if mode == "bf16":
-        log.warning("train.amp: this GPU has no bfloat16; using float16 with a gradient scaler")
-    return torch.float16, True  # fp16 needs a grad scaler; bf16 does not
+        log.info("train.amp: bf16 on CUDA: cuDNN LSTMs run in float16 under autocast, so float16 "
+                 "with a gradient scaler")
+    return torch.float16, True
 
 
 def _rng_state():
@@ -489,8 +517,9 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     if is_main:
         precision = "float32" if amp_dtype is None else f"{amp_dtype} autocast".replace("torch.", "")
         user_cap = os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY") or os.environ.get("DNNL_PRIMITIVE_CACHE_CAPACITY")
-        log.info("device %s, %d torch thread(s), %s%s; %s; %s", dev, torch.get_num_threads(), precision,
-                 " with a grad scaler" if use_scaler else "", malloc_tuning() or "default malloc settings",
+        log.info("device %s, %d torch thread(s), %d data worker(s), %s%s; %s; %s", dev, torch.get_num_threads(),
+                 loader_kw["num_workers"], precision, " with a grad scaler" if use_scaler else "",
+                 malloc_tuning() or "default malloc settings",
                  onednn_cache() or f"oneDNN primitive cache: {user_cap or 'default'}")
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
@@ -568,6 +597,7 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
         data_iter = iter(loader)
         t0 = time.time()
         tot_loss, tot_utts, audio_s, unreadable, bad_steps = 0.0, 0, 0.0, 0, 0
+        scaler_skips = 0
         dropped = 0  # utterances whose audio failed to load, in batches that still ran
         if first:
             tot_loss, tot_utts, audio_s = resume_sums["loss"], int(resume_sums["utterances"]), resume_sums["audio_s"]
@@ -617,14 +647,19 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
                     scaler.scale(loss * weight).backward()
                 if weight:
                     step_loss += loss.item()
-                    step_audio_s += float(lens.sum()) / sr
+                    step_audio_s += float(batch["lengths"].sum()) / sr  # (CPU copy: no GPU sync)
             scaler.unscale_(opt)
             gnorm = torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
             if not torch.isfinite(gnorm):
-                # A non-finite step would poison the weights; skip it and say so at epoch end.
-                bad_steps += 1
+                # A non-finite step would poison the weights: skip it. With float16's grad scaler
+                # an overflow at a finite loss is routine (the loss scale is probed from high
+                # values and lowered by update()); anything else is a bad batch, reported.
                 opt.zero_grad(set_to_none=True)
                 scaler.update()
+                if use_scaler and math.isfinite(step_loss):
+                    scaler_skips += 1
+                else:
+                    bad_steps += 1
                 continue
             scaler.step(opt)
             scaler.update()
@@ -663,6 +698,9 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
                  epoch + 1, train_loss, v["loss"], 100 * v["cer"], 100 * v["wer"], epoch_s, audio_s / max(epoch_s, 1e-9))
         if bad_batches:
             log.warning("epoch %d: %d batch(es) skipped (unreadable audio or non-finite loss)", epoch + 1, bad_batches)
+        if scaler_skips:
+            log.info("epoch %d: %d step(s) overflowed in float16 and were skipped by the grad scaler "
+                     "(loss scale now %g)", epoch + 1, scaler_skips, scaler.get_scale())
         if dropped:
             log.warning("epoch %d: %d utterance(s) skipped: audio unreadable when loaded", epoch + 1, int(dropped))
         key = (v["cer"], v["loss"])

@@ -358,3 +358,31 @@ def test_batch_shares_one_speed_factor_and_pause(tmp_path):
         assert len(gap) == 1 and 0.1 * sr <= gap.pop() <= 0.9 * sr
         pauses.add(len(out[0][0]))
     assert len(pauses) > 1
+
+
+def test_num_workers_auto(monkeypatch, tmp_path):
+    """train.num_workers: auto is one worker on CPU and, on CUDA, one per spare core (at most
+    8), the cores shared among torchrun's processes on the machine; counts pass through."""
+    import torch
+
+    from ctcasr.errors import ConfigError
+    from ctcasr.train import _num_workers, load_train_config, loader_kwargs
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert _num_workers("auto", cpu) == 1
+    assert _num_workers("auto", cuda) == 8
+    assert _num_workers(3, cuda) == 3 and _num_workers(0, cpu) == 0
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert _num_workers("auto", cuda) == 3
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    assert _num_workers("auto", cuda) == 1
+    assert loader_kwargs({"num_workers": "auto", "worker_nice": 0, "seed": 1}, cpu)["num_workers"] == 1
+    p = tmp_path / "c.yaml"
+    for bad in ("-1", "many", "1.5", "true"):
+        p.write_text(f"train: {{num_workers: {bad}}}\n")
+        with pytest.raises(ConfigError, match="num_workers"):
+            load_train_config(p)
+    p.write_text("train: {num_workers: auto}\n")
+    assert load_train_config(p)[1]["num_workers"] == "auto"
