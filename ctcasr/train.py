@@ -599,18 +599,24 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
         tot_loss, tot_utts, audio_s, unreadable, bad_steps = 0.0, 0, 0.0, 0, 0
         scaler_skips = 0
         dropped = 0  # utterances whose audio failed to load, in batches that still ran
+        # Seconds the loop spent blocked on the DataLoader: the workers (loading,
+        # augmentation) falling behind the step, the usual limit on a GPU.
+        wait_s = 0.0
         if first:
             tot_loss, tot_utts, audio_s = resume_sums["loss"], int(resume_sums["utterances"]), resume_sums["audio_s"]
             unreadable, bad_steps = int(resume_sums["unreadable"]), int(resume_sums["bad_steps"])
             dropped = int(resume_sums.get("dropped", 0))  # absent from older checkpoints
             t0 -= resume_sums["seconds"]
+            wait_s = float(resume_sums.get("data_wait", 0.0))  # absent from older checkpoints
         bar = _progress(data_iter, progress, f"epoch {epoch + 1}/{cfg['epochs']}")
         batches = iter(bar)
         bar = bar if hasattr(bar, "set_postfix") else None
         for pos in range(first, steps_per_epoch):
             if max_steps and step >= max_steps:
                 break
+            tw = time.time()
             micro_batches = [next(batches) for _ in range(accum)]
+            wait_s += time.time() - tw
             unreadable += sum(b is None for b in micro_batches)  # every utterance of it failed to load
             # Some of its utterances failed (each logged by AudioDataset): counted, not just dropped.
             dropped += sum(b["unreadable"] for b in micro_batches if b is not None)
@@ -676,7 +682,7 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
                 g = _all_reduce_sum([tot_loss, tot_utts, audio_s, unreadable, dropped], dev)
                 sums = {"loss": g[0], "utterances": int(g[1]), "audio_s": g[2], "unreadable": int(g[3]),
                         "dropped": int(g[4]),
-                        "bad_steps": bad_steps, "seconds": time.time() - t0}
+                        "bad_steps": bad_steps, "seconds": time.time() - t0, "data_wait": wait_s}
                 rng_ranks = _gather_rng(world)
                 if is_main:
                     state = _checkpoint_state(model, opt, sched, scaler, use_scaler, epoch, step, best, rng_ranks,
@@ -694,8 +700,9 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
             [tot_loss, tot_utts, audio_s, unreadable, dropped], dev)
         train_loss = tot_loss / max(1, tot_utts)
         bad_batches = int(unreadable) + bad_steps * world * accum
-        log.info("epoch %d: train loss %.4f, valid loss %.4f, CER %.2f%%, WER %.2f%% (%.0fs, %.1f audio-s/s)",
-                 epoch + 1, train_loss, v["loss"], 100 * v["cer"], 100 * v["wer"], epoch_s, audio_s / max(epoch_s, 1e-9))
+        log.info("epoch %d: train loss %.4f, valid loss %.4f, CER %.2f%%, WER %.2f%% (%.0fs, %.1f audio-s/s, "
+                 "%.1fs of it waiting for data)", epoch + 1, train_loss, v["loss"], 100 * v["cer"], 100 * v["wer"],
+                 epoch_s, audio_s / max(epoch_s, 1e-9), wait_s)
         if bad_batches:
             log.warning("epoch %d: %d batch(es) skipped (unreadable audio or non-finite loss)", epoch + 1, bad_batches)
         if scaler_skips:
@@ -717,7 +724,8 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
                                         f"{audio_s / 3600:.4f}", bad_batches])
             if tb is not None:
                 for k, val in (("train/epoch_loss", train_loss), ("valid/loss", v["loss"]), ("valid/cer", v["cer"]),
-                               ("valid/wer", v["wer"]), ("speed/audio_s_per_s", audio_s / max(epoch_s, 1e-9))):
+                               ("valid/wer", v["wer"]), ("speed/audio_s_per_s", audio_s / max(epoch_s, 1e-9)),
+                               ("speed/data_wait_s", wait_s)):
                     tb.add_scalar(k, val, step)
                 tb.flush()
             _save_epoch(model, tok, out, ckpt_dir, cfg, model_cfg, opt, sched, scaler, use_scaler, epoch, step, best,

@@ -84,6 +84,9 @@ def test_tensorboard_events_per_epoch_and_after_resume(trained, tmp_path):
     rows = list(csv.DictReader(open(d / "train_log.csv")))
     assert [s for s, _ in cer] == [int(r["step"]) for r in rows]
     assert [round(v, 5) for _, v in cer] == [float(r["valid_cer"]) for r in rows]
+    # time blocked on the DataLoader; with num_workers 0 the loading itself happens there
+    wait = _scalars(d, "speed/data_wait_s")
+    assert [s for s, _ in wait] == [s for s, _ in cer] and all(v > 0 for _, v in wait)
     # A resumed run appends to the same curves (purge_step drops anything a killed run
     # wrote after its checkpoint), so the steps stay strictly increasing.
     r = tmp_path / "model"

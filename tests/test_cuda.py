@@ -206,6 +206,7 @@ def test_train_resume_and_transcribe_on_cuda(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "device cuda" in r.stderr and "2 data worker(s)" in r.stderr, r.stderr
     assert "float16 autocast with a grad scaler" in r.stderr, r.stderr
+    assert "waiting for data)" in r.stderr, r.stderr
     assert "batch(es) skipped" not in r.stderr, r.stderr  # the scaler's overflow steps are routine
     r = _cli(*base, "--resume")
     assert r.returncode == 0, r.stderr
