@@ -143,3 +143,20 @@ def test_bad_checkpoint_every_steps_is_a_config_error(tmp_path, value):
     conf.write_text(f"train: {{checkpoint_every_steps: {str(value).lower()}}}\n")
     with pytest.raises(ConfigError, match="checkpoint_every_steps"):
         load_train_config(conf)
+
+
+def test_data_workers_change_nothing_but_speed(synth_digits_corpus, tmp_path):
+    """The same run with the batches made in the training process (num_workers 0) and by two
+    worker processes, which start on each next epoch's batches before the validation (the
+    batch order and augmentation depend only on seed, epoch and position): the same log."""
+    manifest = synth_digits_corpus["manifest"]
+    rows = {}
+    for workers in (0, 2):
+        conf = tmp_path / f"c{workers}.yaml"
+        conf.write_text(CONFIG.replace("num_workers: 0", f"num_workers: {workers}"))
+        out = tmp_path / f"w{workers}"
+        assert main(["-q", "prepare", "--config", str(conf), "--train", str(manifest), "--out", str(out)]) == 0
+        assert main(_args(conf, manifest, out)) == 0
+        rows[workers] = [{k: r[k] for k in ("epoch", "step", "train_loss", "valid_loss", "valid_cer")}
+                         for r in _rows(out)]
+    assert len(rows[0]) == 4 and rows[0] == rows[2]
