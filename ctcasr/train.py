@@ -92,11 +92,11 @@ def load_train_config(path) -> tuple:
     check_augment_config(train_cfg["augment"] or {})
     if train_cfg["amp"] not in AMP_MODES:
         raise ConfigError(f"{path}: train: amp must be auto, bf16 or off, not {train_cfg['amp']!r}")
-    for k, lo in (("accum_grad", 1), ("max_steps", 0), ("checkpoint_every_steps", 0), ("worker_nice", 0),
-                  ("num_workers", 0)):
+    checks = [("accum_grad", 1), ("max_steps", 0), ("checkpoint_every_steps", 0), ("worker_nice", 0)]
+    if train_cfg["num_workers"] != "auto":
+        checks.append(("num_workers", 0))
+    for k, lo in checks:
         v = train_cfg[k]
-        if k == "num_workers" and v == "auto":
-            continue
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ConfigError(f"{path}: train: {k} must be an integer >= {lo}, not {v!r}")
     return model_cfg, train_cfg
