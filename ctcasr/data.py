@@ -258,7 +258,7 @@ class AudioDataset:
     """Index -> (waveform float32 [n], token ids, utt id); audio loaded on demand.
 
     ``augment`` (a dict, training only) draws per utterance: gain, additive noise at an
-    SNR, reverberation (functions from ctcasr.synth); speed perturbation per utterance when
+    SNR, reverberation, a telephone channel (functions from ctcasr.synth); speed perturbation per utterance when
     items are fetched one by one, per batch through ``__getitems__`` (see there)."""
 
     def __init__(self, items, sample_rate: int = 16000, augment: Optional[dict] = None, seed: int = 0, cache: bool = False,
@@ -498,7 +498,10 @@ def apply_augmentation(x, sr, cfg, rng, others=None, bank=None, speed=None):
             noise = bank.draw(kind, len(x), rng)
         x = synth.add_noise(x, snr, rng, kind=kind, sr=sr, noise=noise)
     if rng.random() < cfg.get("telephone_prob", 0.0):
-        x = synth.telephone(x, sr)
+        # Handsets, networks and codecs differ in pass band and companding; one fixed
+        # 300-3400 Hz mu-law channel would teach the model a single filter.
+        band = (float(rng.uniform(200.0, 400.0)), float(rng.uniform(3000.0, 3700.0)))
+        x = synth.telephone(x, sr, band=band, mulaw=bool(rng.random() < 0.7))
     lo, hi = cfg.get("gain_db", (0.0, 0.0))
     if hi > lo:
         x = x * np.float32(10 ** (rng.uniform(lo, hi) / 20))

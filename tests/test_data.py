@@ -175,6 +175,24 @@ def test_speech_babble_mixes_other_utterances_at_the_requested_snr():
     assert y2.shape == x.shape and not np.allclose(y2, x)
 
 
+def test_telephone_augmentation_draws_its_channel():
+    """On-the-fly telephone: same length, nothing left above ~3.7 kHz (8 kHz sampling), and
+    the pass band is drawn per call rather than one fixed filter for every utterance."""
+    from ctcasr.data import apply_augmentation
+
+    x = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    f = np.fft.rfftfreq(len(x), 1 / 16000)
+    uppers = []
+    for seed in range(6):
+        y = apply_augmentation(x, 16000, {"telephone_prob": 1.0}, np.random.default_rng(seed))
+        assert y.shape == x.shape and y.dtype == np.float32
+        s = np.abs(np.fft.rfft(y)) ** 2
+        assert s[f > 3800].sum() < 1e-3 * s.sum()
+        c = np.cumsum(s) / s.sum()
+        uppers.append(f[np.searchsorted(c, 0.995)])   # where the pass band's energy ends
+    assert max(uppers) - min(uppers) > 150            # the band edge moves between draws
+
+
 def test_augment_config_typos_are_errors():
     from ctcasr.data import check_augment_config
     from ctcasr.errors import ConfigError
