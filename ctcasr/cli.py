@@ -346,6 +346,25 @@ def _add_global_options(sub):
                 _add_global_options(child)
 
 
+def _error_line(e: BaseException) -> int:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    print(f"ctcasr: error: {msg}", file=sys.stderr)
+    return 1
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe or socket whose reading end is closed (poll reports an
+    error condition on the writing end then)."""
+    import select
+
+    try:
+        p = select.poll()
+        p.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in p.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() (Windows), stdout closed or replaced
+        return False
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
@@ -363,16 +382,29 @@ def main(argv=None) -> int:
         limit_onednn_cache()
 
     try:
-        return int(a.func(a) or 0)
+        rc = int(a.func(a) or 0)
+        sys.stdout.flush()  # (here, so that a reader gone away is seen below, not at exit)
+        return rc
     except KeyboardInterrupt:
         print("ctcasr: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError as e:
+        if not _stdout_reader_gone():  # a pipe of ours (e.g. to a TTS process) broke: an error
+            if os.environ.get("CTCASR_DEBUG"):
+                raise
+            return _error_line(e)
+        # `ctcasr transcribe ... | head`: the reader has what it wanted. Stop quietly, with
+        # the status a shell reports for a tool ended by SIGPIPE, as Unix tools do; stdout
+        # goes to /dev/null so that the interpreter's last flush does not fail again.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 141
     except (CTCASRError, ValueError, OSError) as e:
         if os.environ.get("CTCASR_DEBUG"):
             raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"ctcasr: error: {msg}", file=sys.stderr)
-        return 1
+        return _error_line(e)
     except Exception as e:  # noqa: BLE001 - never a traceback for users; one line and a hint
         if os.environ.get("CTCASR_DEBUG"):
             raise

@@ -134,6 +134,19 @@ def test_hotword_flag(capsys, tmp_path):
     assert main(["transcribe", "--model", "digits", str(SAMPLES / name), "--hotword", "seven", "--decoder", "greedy"]) == 1
 
 
+def test_reader_gone_away_stops_quietly():
+    """`ctcasr transcribe ... | head`: a closed stdout ends the run with the SIGPIPE status
+    (141) and nothing on stderr, like a Unix tool, not an error line or a traceback."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "ctcasr", "transcribe", *sorted(str(f) for f in SAMPLES.glob("*.wav"))],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # the reader is gone before the first transcript is written
+    err = p.stderr.read().decode()
+    assert p.wait() == 141 and err == ""
+
+
 def test_empty_directory_is_an_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["transcribe", "--model", "digits", str(tmp_path / "empty")]) == 1
