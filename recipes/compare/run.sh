@@ -19,9 +19,6 @@
 #      (local/frame_ce.py), timed
 #   4  greedy test WER of every model, table printed and written into README.md
 set -euo pipefail
-caller=$PWD
-cd "$(dirname "$0")"
-abspath() { case "$1" in /*) echo "$1" ;; *) echo "$caller/$1" ;; esac; }  # options are relative to the caller
 
 stage=0
 stop_stage=4
@@ -33,21 +30,10 @@ n_dev=200
 models="dnn rnn lstm blstm"
 conf_dir=conf
 readme=README.md
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --data) data=$(abspath "$2"); shift 2 ;;
-    --exp) exp=$(abspath "$2"); shift 2 ;;
-    --epochs) epochs=$2; shift 2 ;;
-    --n-train) n_train=$2; shift 2 ;;
-    --n-dev) n_dev=$2; shift 2 ;;
-    --models) models=$2; shift 2 ;;
-    --conf-dir) conf_dir=$(abspath "$2"); shift 2 ;;
-    --readme) readme=$(abspath "$2"); shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+path_opts="data exp conf_dir readme"
+. "$(dirname "$0")/../../scripts/parse_options.sh"
+# Paths given on the command line are relative to where you run this; defaults to this folder.
+cd "$(dirname "$0")"
 epochs_opt=""
 [ -n "$epochs" ] && epochs_opt="--epochs $epochs"
 for f in train dev test; do

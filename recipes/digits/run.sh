@@ -5,7 +5,8 @@
 #   bash recipes/digits/run.sh --stage 2 --stop-stage 3
 #   bash recipes/digits/run.sh --stage 4 --ship true   # copy the model to data/models/digits
 #   Other options: --config YAML, --jobs N (synthesis), --n-train/--n-dev/--n-test N,
-#   --data DIR --exp DIR (where corpus and model go; default data/ and exp/blstm/ here)
+#   --data DIR --exp DIR (where corpus and model go; default data/ and exp/blstm/ here; paths
+#   given are relative to where you run this). --help: this text.
 #
 # Stages
 #   0  texts (1-7 digits, "zero".."nine", "oh") and speech from Debian TTS voices:
@@ -21,7 +22,6 @@
 #   4  with --ship true: copy the model (with its LM) into <repo>/data/models/digits and
 #      regenerate data/samples/digits
 set -euo pipefail
-cd "$(dirname "$0")"
 
 stage=0
 stop_stage=3
@@ -33,21 +33,10 @@ n_dev=300
 n_test=600
 data=data
 exp=exp/blstm
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --ship) ship=$2; shift 2 ;;
-    --jobs) jobs=$2; shift 2 ;;
-    --config) config=$2; shift 2 ;;
-    --n-train) n_train=$2; shift 2 ;;
-    --n-dev) n_dev=$2; shift 2 ;;
-    --n-test) n_test=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+path_opts="config data exp"
+. "$(dirname "$0")/../../scripts/parse_options.sh"
+# Paths given on the command line are relative to where you run this; defaults to this folder.
+cd "$(dirname "$0")"
 
 SECONDS=0
 

@@ -31,24 +31,8 @@ jobs=4
 lm_text=
 lm_arpa=
 beam_size=32
-abspath() { case "$1" in /*|"") echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --corpus-dir) corpus_dir=$(abspath "$2"); shift 2 ;;
-    --train-subsets) train_subsets=$2; shift 2 ;;
-    --eval-subsets) eval_subsets=$2; shift 2 ;;
-    --config) config=$(abspath "$2"); shift 2 ;;
-    --data) data=$(abspath "$2"); shift 2 ;;
-    --exp) exp=$(abspath "$2"); shift 2 ;;
-    --jobs) jobs=$2; shift 2 ;;
-    --lm-text) lm_text=$(abspath "$2"); shift 2 ;;
-    --lm-arpa) lm_arpa=$(abspath "$2"); shift 2 ;;
-    --beam-size) beam_size=$2; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+path_opts="corpus_dir config data exp lm_text lm_arpa"
+. "$(dirname "$0")/../../scripts/parse_options.sh"
 # Paths given on the command line are relative to where you run this; defaults to this folder.
 cd "$(dirname "$0")"
 SECONDS=0

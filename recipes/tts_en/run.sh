@@ -5,8 +5,8 @@
 #   bash recipes/tts_en/run.sh                      # all stages (see README for the time)
 #   bash recipes/tts_en/run.sh --stage 3 --stop-stage 3
 #   Other options: --config YAML, --jobs N (synthesis), --n-train/--n-dev/--n-test N,
-#   --data DIR --exp DIR (default data/ and exp/blstm/ here; absolute, or relative to this
-#   folder), --ship true|DIR (stage 4: copy the model to data/models/en, or to DIR)
+#   --data DIR --exp DIR (default data/ and exp/blstm/ here; paths given are relative to
+#   where you run this), --ship true|DIR (stage 4: copy the model to data/models/en, or to DIR)
 #
 # Stages
 #   0  texts (local/make_texts.py: sentences of 3-20 words from Debian's `fortunes` and
@@ -24,7 +24,6 @@
 #      on dev (decode.yaml); test WER/CER greedy and beam + LM, by voice family
 #   4  ship model + LM + decode.yaml to data/models/en (only with --ship true, or --ship DIR)
 set -euo pipefail
-cd "$(dirname "$0")"
 
 stage=0
 stop_stage=4
@@ -36,21 +35,11 @@ n_dev=200
 n_test=400
 data=data
 exp=exp/blstm
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --ship) ship=$2; shift 2 ;;
-    --jobs) jobs=$2; shift 2 ;;
-    --config) config=$2; shift 2 ;;
-    --n-train) n_train=$2; shift 2 ;;
-    --n-dev) n_dev=$2; shift 2 ;;
-    --n-test) n_test=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+path_opts="config data exp"
+. "$(dirname "$0")/../../scripts/parse_options.sh"
+case $ship in true|false|/*) ;; *) ship=$PWD/$ship ;; esac  # --ship DIR
+# Paths given on the command line are relative to where you run this; defaults to this folder.
+cd "$(dirname "$0")"
 
 SECONDS=0
 

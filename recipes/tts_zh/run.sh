@@ -5,7 +5,8 @@
 #   bash recipes/tts_zh/run.sh                      # all stages, about 12 minutes on 2 CPU cores
 #   bash recipes/tts_zh/run.sh --stage 4 --stop-stage 4
 #   Other options: --config YAML, --jobs N (synthesis), --n-train/--n-dev/--n-test N,
-#   --data DIR --exp DIR (where corpus and model go; default data/ and exp/blstm/ here)
+#   --data DIR --exp DIR (where corpus and model go; default data/ and exp/blstm/ here; paths
+#   given are relative to where you run this). --help: this text.
 #
 # Stages
 #   0  texts (local/make_texts.py: everyday sentences in Han characters from a template
@@ -22,7 +23,6 @@
 #      (exp/.../haobangbang.png): 好 φ 棒 φ 棒, the blank between the two 棒 is what lets
 #      CTC write a character twice.
 set -euo pipefail
-cd "$(dirname "$0")"
 
 stage=0
 stop_stage=4
@@ -33,20 +33,10 @@ n_dev=150
 n_test=300
 data=data
 exp=exp/blstm
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --jobs) jobs=$2; shift 2 ;;
-    --config) config=$2; shift 2 ;;
-    --n-train) n_train=$2; shift 2 ;;
-    --n-dev) n_dev=$2; shift 2 ;;
-    --n-test) n_test=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+path_opts="config data exp"
+. "$(dirname "$0")/../../scripts/parse_options.sh"
+# Paths given on the command line are relative to where you run this; defaults to this folder.
+cd "$(dirname "$0")"
 
 SECONDS=0
 
