@@ -258,8 +258,9 @@ class AudioDataset:
     """Index -> (waveform float32 [n], token ids, utt id); audio loaded on demand.
 
     ``augment`` (a dict, training only) draws per utterance: gain, additive noise at an
-    SNR, reverberation, a telephone channel (functions from ctcasr.synth); speed perturbation per utterance when
-    items are fetched one by one, per batch through ``__getitems__`` (see there)."""
+    SNR, reverberation, a telephone channel (functions from ctcasr.synth); speed
+    perturbation per utterance when items are fetched one by one, per batch through
+    ``__getitems__`` (see there)."""
 
     def __init__(self, items, sample_rate: int = 16000, augment: Optional[dict] = None, seed: int = 0, cache: bool = False,
                  join_ids: Sequence[int] = ()):
