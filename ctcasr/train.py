@@ -319,6 +319,13 @@ def make_optimizer(model, cfg: dict, device) -> torch.optim.Optimizer:
 def ctc_loss(log_probs, out_lengths, targets, target_lengths):
     """Summed CTC loss of the batch in float32 (cuDNN/native kernel), blank 0.
     zero_infinity: an utterance with no valid alignment contributes 0 instead of inf."""
+    if log_probs.is_cuda:
+        # int64 on purpose: with int32 targets and lengths PyTorch runs cuDNN's CTC (its
+        # v8 API, for batches whose transcripts are all under 256 tokens), whose loss
+        # agrees but whose gradients did not (torch 2.11 + cuDNN 9.19 on an H200: off by
+        # up to ~1 in every frame, and non-zero in padded frames); int64 keeps PyTorch's
+        # native kernel, checked against a float64 CPU reference in tests/test_cuda.py.
+        targets, out_lengths, target_lengths = targets.long(), out_lengths.long(), target_lengths.long()
     return torch.nn.functional.ctc_loss(
         log_probs.float().transpose(0, 1),
         targets,

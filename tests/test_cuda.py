@@ -192,6 +192,32 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "ctcasr", *args], capture_output=True, text=True)
 
 
+def test_ctc_loss_keeps_to_the_native_kernel_whose_gradients_are_right():
+    """PyTorch would take cuDNN's CTC for int32 targets and lengths; its gradients were
+    wrong here (see ``train.ctc_loss``), so ctc_loss must not take that path, whatever
+    integer type it is given, and its gradients must match a float64 CPU reference."""
+    torch.manual_seed(0)
+    B, Tn, V = 4, 60, 12
+    logits = torch.randn(B, Tn, V, device=CUDA, requires_grad=True)
+    out_len = torch.tensor([60, 47, 33, 20])
+    tlen = torch.tensor([15, 9, 12, 5])
+    targets = torch.randint(1, V, (int(tlen.sum()),))
+    for dtype in (torch.int32, torch.int64):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            loss = T.ctc_loss(logits.log_softmax(-1), out_len.to(CUDA, dtype), targets.to(CUDA, dtype),
+                              tlen.to(CUDA, dtype))
+        assert "aten::_cudnn_ctc_loss" not in {e.key for e in prof.key_averages()}
+        (g,) = torch.autograd.grad(loss, logits)
+        ref_logits = logits.detach().cpu().double().requires_grad_(True)
+        ref = torch.nn.functional.ctc_loss(ref_logits.log_softmax(-1).transpose(0, 1), targets, out_len, tlen,
+                                           blank=0, reduction="sum", zero_infinity=True)
+        (g_ref,) = torch.autograd.grad(ref, ref_logits)
+        assert abs(loss.item() - ref.item()) <= 1e-5 * abs(ref.item())
+        assert torch.allclose(g.cpu().double(), g_ref, atol=1e-5)
+        for b in range(B):  # nothing reaches the padding
+            assert not g[b, int(out_len[b]):].any()
+
+
 def test_train_resume_and_transcribe_on_cuda(tmp_path):
     train_m = _tone_corpus(tmp_path / "train", 120, 1)
     valid_m = _tone_corpus(tmp_path / "valid", 16, 2)
