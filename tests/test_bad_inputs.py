@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import struct
 from pathlib import Path
@@ -509,7 +510,7 @@ BAD_EMISSIONS = [
     ("V too large", np.log(np.full((5, V + 1), 1 / (V + 1))), None, "vocabulary size mismatch"),
     ("empty V", np.zeros((0, 0)), None, "vocabulary size mismatch"),
     ("NaN", _with(2, 1, np.nan), None, "NaN"),
-    ("+inf", _with(0, 0, np.inf), None, "infinite"),
+    ("+inf", _with(0, 0, np.inf), None, "+inf"),
     ("not normalised", LP + 1.0, None, "neither log-probabilities"),
     ("ragged list", [[0.0] * V, [0.0] * 2], None, "cannot be read as an array"),
     ("strings", np.array([["a"] * V]), None, "numeric"),
@@ -540,8 +541,40 @@ BAD_DECODER_SETTINGS = [
     ("blank a float", {"blank": 1.5}, "blank must be an integer"),
     ("blank a string", {"blank": "0"}, "blank must be an integer"),
     ("delimiter not a token", {"word_delimiter": "|"}, "word_delimiter '|' is not one of the tokens"),
-    ("unknown input type", {"input_type": "softmax"}, None),
+    ("unknown input type", {"input_type": "softmax"}, "input_type must be one of"),
+    ("delimiter is the blank", {"tokens": ["φ", "a", "b"], "word_delimiter": "φ"}, "is the blank's token"),
 ]
+
+# settings only the beam decoder has
+BAD_BEAM_SETTINGS = [
+    ("beam a float", {"beam_size": 2.7}, "beam_size must be a whole number"),
+    ("beam None", {"beam_size": None}, "beam_size must be a whole number"),
+    ("lm_weight NaN", {"lm_weight": float("nan")}, "lm_weight must be a finite number"),
+    ("word_score inf", {"word_score": float("inf")}, "word_score must be a finite number"),
+    ("unk_score a string", {"unk_score": "-10"}, "unk_score must be a finite number"),
+    ("hotword weight NaN", {"hotwords": {"ab": float("nan")}}, "weight must be a finite number"),
+    ("hotwords a list", {"hotwords": ["ab"]}, "hotwords must be a dict"),
+    ("unigrams a string", {"unigrams": "ab ba"}, "unigrams must be a list of words"),
+    ("unigrams empty", {"unigrams": []}, "none of the 0 words"),
+    ("unigrams unspellable", {"unigrams": ["AB", "BA"]}, "none of the 2 words of the unigram list"),
+    ("word pieces with an LM", {"tokens": ["φ", " ", "a", " b"], "unigrams": ["a"]}, "carry the word delimiter"),
+]
+
+
+@pytest.mark.parametrize("kw, words", [c[1:] for c in BAD_BEAM_SETTINGS], ids=[c[0] for c in BAD_BEAM_SETTINGS])
+def test_bad_beam_settings(kw, words):
+    kw = {"tokens": TOKENS, **kw}
+    with pytest.raises(DecodingError, match=None) as ei:
+        BeamSearchDecoder(**kw)
+    assert words in str(ei.value), str(ei.value)
+
+
+def test_lm_in_another_case_is_refused_and_a_partly_spellable_one_warned_about(tmp_path):
+    lm = NGramLM.from_text(["THE CAT SAT", "THE DOG"], order=2)
+    with pytest.raises(DecodingError, match="none of the 4 words of the LM can be spelt.*'THE'.*case"):
+        BeamSearchDecoder(["φ", " "] + list("acdeghost"), lm=lm)
+    with pytest.warns(UserWarning, match="only 1 of the 4 words"):
+        BeamSearchDecoder(["φ", " ", "T", "H", "E"], lm=lm)
 
 
 @pytest.mark.parametrize("kind", ["greedy", "beam"])
@@ -557,9 +590,10 @@ def test_bad_decoder_settings(kind, kw, words):
 @pytest.mark.parametrize("kind", ["greedy", "beam"])
 def test_bad_n_best(kind):
     dec = GreedyDecoder(TOKENS) if kind == "greedy" else BeamSearchDecoder(TOKENS)
-    for n in (0, -1):
-        with pytest.raises(DecodingError, match="n_best must be >= 1"):
+    for n in (0, -1, 1.5, None, "2", True):
+        with pytest.raises(DecodingError, match="n_best must be a whole number >= 1"):
             dec(LP, n_best=n)
+    assert dec(LP, n_best=np.int64(2))  # numpy integers are whole numbers too
 
 
 @pytest.mark.parametrize("kind", ["greedy", "beam"])
@@ -578,8 +612,15 @@ def test_bad_lm_files(tmp_path):
     with pytest.raises(LMError, match="cannot open ARPA file") as ei:
         BeamSearchDecoder(TOKENS, lm=tmp_path / "missing.arpa")
     assert str(tmp_path / "missing.arpa") in str(ei.value)
-    with pytest.raises(LMError, match="cannot open ARPA file"):
+    with pytest.raises(LMError, match="not a regular file"):
         NGramLM.from_arpa(tmp_path)  # a directory
+    # a device would be read until memory runs out, a FIFO would block forever
+    with pytest.raises(LMError, match="not a regular file"):
+        NGramLM.from_arpa("/dev/zero")
+    fifo = tmp_path / "lm.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(LMError, match="not a regular file"):
+        NGramLM.from_arpa(fifo)
     (tmp_path / "model.pt").write_bytes(b"PK\x03\x04\x00\x00")  # binary: not an ARPA file
     with pytest.raises(LMError, match="not UTF-8|no \\\\data\\\\"):
         NGramLM.from_arpa(tmp_path / "model.pt")

@@ -262,6 +262,21 @@ def test_hotword_token_mode():
     assert abs(h.score - (h.am_score + 2.0)) < 1e-9
 
 
+def test_token_mode_hotwords_match_anywhere_overlaps_included():
+    tokens = ["φ", "好", "棒", "谢"]
+    plain = BeamSearchDecoder(tokens, word_delimiter=None, beam_size=8)
+    cases = [({"好好棒": 5.0}, "好好好棒", 5.0),  # a false start 好好 then 好好棒: found
+             ({"好好棒": 5.0}, "棒好好棒", 5.0),
+             ({"好好棒": 5.0}, "谢好好谢", 0.0),  # the prefix bonus withdrawn
+             ({"好好棒": 5.0, "好棒": 2.0}, "好好棒", 7.0),  # both end at the last 棒
+             ({"好棒棒": 3.0, "棒棒": 1.0}, "好棒棒棒", 5.0)]  # 好棒棒, 棒棒 and 棒棒 again
+    for hot, text, bonus in cases:
+        lp = soft(spell(text, tokens), tokens)
+        h = BeamSearchDecoder(tokens, word_delimiter=None, beam_size=8, hotwords=hot)(lp)[0]
+        assert h.text == text
+        assert abs(h.score - plain(lp)[0].score - bonus) < 1e-9, (hot, text)
+
+
 def test_bad_hotword():
     with pytest.raises(ValueError, match="cannot be spelt"):
         BeamSearchDecoder(LETTERS, hotwords={"Taipei!": 1.0})
@@ -295,6 +310,70 @@ def test_streaming_equals_one_shot(with_lm):
         same(st.finish(n_best=4), one)
         with pytest.raises(ValueError, match="finished"):
             st.feed(lp[:3])
+
+
+def test_streaming_equals_one_shot_without_lm_where_greedy_wins():
+    # a beam of 1 prunes the labelling that greedy finds; one-shot decoding then returns
+    # greedy's (more probable) labelling, and so must the stream
+    p = np.array([[.10, .49, .41], [.30, .52, .18], [.73, .22, .05], [.43, .13, .44]])
+    dec = BeamSearchDecoder(["_", "a", "b"], beam_size=1, word_delimiter=None)
+    one = dec(p)
+    assert one[0].text == "ab"
+    st = dec.stream()
+    st.feed(p[:1])
+    st.feed(p[1:])
+    same(st.finish(), one)
+    rng = np.random.default_rng(11)
+    dec = BeamSearchDecoder(LETTERS, beam_size=2)
+    for _ in range(20):
+        lp = log_softmax(rng.normal(0, 1, size=(30, len(LETTERS))))
+        st = dec.stream()
+        for a in range(0, 30, 7):
+            st.feed(lp[a:a + 7])
+        same(st.finish(n_best=2), dec(lp, n_best=2))
+
+
+def test_exact_sum_of_a_long_labelling_agrees_with_ctc_loss():
+    # ctc_forward gathers the states' emissions a block of frames at a time (memory
+    # linear in the length); here the frames span two blocks
+    torch = pytest.importorskip("torch")
+    from ctcasr.decoding.beam import ctc_forward
+
+    rng = np.random.default_rng(4)
+    T, V, L = 3000, 6, 400
+    lp = log_softmax(rng.normal(0, 2, size=(T, V)))
+    labels = rng.integers(1, V, size=L)
+    ours = ctc_forward(lp, labels.tolist())
+    ref = -torch.nn.functional.ctc_loss(torch.from_numpy(lp)[:, None], torch.from_numpy(labels)[None], [T], [L],
+                                        reduction="sum").item()
+    assert abs(ours - ref) < 1e-6 * abs(ref)
+
+
+def test_auto_input_type_takes_half_precision_and_minus_inf_log_probs():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    z = torch.from_numpy(rng.normal(0, 1, size=(40, len(LETTERS))).astype(np.float32))
+    lp32 = torch.log_softmax(z, -1).numpy()
+    # a log-softmax computed in bfloat16 (a model run under autocast): rows off by ~1e-2
+    lp_bf16 = torch.log_softmax(z.bfloat16(), -1).float().numpy()
+    assert not np.allclose(np.logaddexp.reduce(lp_bf16.astype(np.float64), axis=-1), 0.0, atol=1e-3)
+    for dec in (GreedyDecoder(LETTERS), BeamSearchDecoder(LETTERS, beam_size=4)):
+        dec(lp_bf16)  # (its argmax may differ: other numbers)
+        dec(lp32.astype(np.float16))
+        x = lp32.copy()
+        x[3, x[3].argmin()] = -np.inf  # log of an underflowed softmax entry
+        assert dec(x)[0].text == dec(lp32)[0].text
+
+
+def test_word_pieces_carrying_the_delimiter_split_into_words():
+    # SentencePiece-style vocabulary: a word starts at a token that begins with "▁"
+    tokens = ["φ", "▁", "▁the", "▁cat", "s", "▁sat"]
+    lp = soft(["▁the", "φ", "▁cat", "s", "φ", "▁sat", "φ"], tokens)
+    for dec in (GreedyDecoder(tokens, word_delimiter="▁"), BeamSearchDecoder(tokens, word_delimiter="▁")):
+        h = dec(lp)[0]
+        assert h.text == "the cats sat"
+        assert [w for w, _, _ in h.words] == ["the", "cats", "sat"]
+        assert [(s, e) for _, s, e in h.words] == [(0, 1), (2, 4), (5, 6)]
 
 
 def test_batch_equals_one_by_one():

@@ -225,6 +225,12 @@ def test_reads_hand_written_arpa(tmp_path):
     assert lm.score((), "zzz")[0] == pytest.approx(-100 * LN10)
 
 
+def test_arpa_with_a_byte_order_mark(tmp_path):
+    p = tmp_path / "bom.arpa"
+    p.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())  # some editors write one before \data\
+    assert NGramLM.from_arpa(p).order == 2
+
+
 @pytest.mark.parametrize("text, line, msg", [
     ("hello\n", None, "no \\\\data\\\\ header"),
     (GOOD.replace("ngram 2=1", "ngram 2=2"), 13, "declares ngram 2=2"),

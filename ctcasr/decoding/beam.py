@@ -69,7 +69,8 @@ partial word leaves the vocabulary. Hotwords count as in-vocabulary.
 Hotwords: ``{word: weight}``. Completing the word adds ``weight``; while a prefix of it is
 being spelt the hypothesis carries ``weight * len(prefix)/len(word)``, withdrawn if the
 word goes elsewhere, so a hotword is not pruned before it is finished. With
-``word_delimiter=None`` a hotword is any token sequence, matched anywhere.
+``word_delimiter=None`` a hotword is any token sequence, matched anywhere, overlapping
+occurrences included (an Aho-Corasick matcher; see ``_build_hot_matcher``).
 
 Timesteps: ``timesteps[i]`` is the frame at which token ``i`` was appended to its prefix;
 when a later extension into an existing prefix brings more probability than the prefix had
@@ -83,6 +84,7 @@ frame of the token's spike (the greedy decoder reports the peak frame of the run
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -92,6 +94,8 @@ from .types import (
     DecodingError,
     Hypothesis,
     check_emissions,
+    check_input_type,
+    check_n_best,
     check_tokens,
     join_text,
     split_words,
@@ -104,6 +108,10 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)  # odd: multiplication is a bijection mod 2^
 _S31 = np.uint64(31)
 _ROOT_HASH = np.uint64(0x243F6A8885A308D3)
 _DENSE_MAX = 1 << 22  # largest [states, V] table built dense (else sorted keys + searchsorted)
+
+
+def _finite_number(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v)
 
 
 class _Trie:
@@ -200,8 +208,8 @@ class BeamSearchDecoder:
         V = self.V = len(self.tokens)
         self.blank = int(blank)
         self.word_delimiter = word_delimiter
-        if int(beam_size) < 1:
-            raise DecodingError(f"beam_size must be >= 1, got {beam_size}")
+        if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) or beam_size < 1:
+            raise DecodingError(f"beam_size must be a whole number >= 1, got {beam_size!r}")
         self.beam_size = int(beam_size)
         for name, v in (("prune_logp", prune_logp), ("token_min_logp", token_min_logp),
                         ("blank_skip_logp", blank_skip_logp)):
@@ -210,7 +218,17 @@ class BeamSearchDecoder:
         self.prune_logp = prune_logp
         self.token_min_logp = token_min_logp
         self.blank_skip_logp = blank_skip_logp
-        self.input_type = input_type
+        self.input_type = check_input_type(input_type)
+        for name, v in (("lm_weight", lm_weight), ("word_score", word_score), ("unk_score", unk_score)):
+            if not _finite_number(v):
+                raise DecodingError(f"{name} must be a finite number, got {v!r}")
+        if hotwords is not None and not isinstance(hotwords, dict):
+            raise DecodingError(f"hotwords must be a dict {{word: weight}}, got {type(hotwords).__name__}")
+        for w, v in (hotwords or {}).items():
+            if not _finite_number(v):
+                raise DecodingError(f"hotword {w!r}: weight must be a finite number, got {v!r}")
+        if isinstance(unigrams, (str, bytes)):
+            raise DecodingError("unigrams must be a list of words, not one string")
         if isinstance(lm, (str, bytes)) or hasattr(lm, "__fspath__"):
             lm = NGramLM.from_arpa(lm)
         if lm is not None and not isinstance(lm, NGramLM):
@@ -241,6 +259,14 @@ class BeamSearchDecoder:
 
         self.hotwords = {str(w): float(s) for w, s in (hotwords or {}).items()}
         unigram_list = None if unigrams is None else [str(u) for u in unigrams]
+        if word_delimiter is not None and (self.hotwords or lm is not None or unigram_list is not None
+                                           or self.word_score != 0.0):
+            inner = [t for i, t in enumerate(self.tokens) if i != self.delim_id and word_delimiter in t]
+            if inner:
+                raise DecodingError(
+                    f"tokens such as {inner[0]!r} carry the word delimiter {word_delimiter!r} inside them "
+                    "(word pieces): that works with greedy and plain beam search, but an LM, unigrams, "
+                    "hotwords or word_score need the delimiter as a token of its own")
         self._build_hot_trie()
         self._build_vocab_trie(unigram_list, lm_lookahead)
         self._extras = bool(self.hot is not None or self.vocab is not None or lm is not None
@@ -302,10 +328,57 @@ class BeamSearchDecoder:
         self.hot = trie
         self.hot_bonus = trie.node_array(hb)      # provisional bonus while spelling
         self.hot_full = trie.node_array(fw)       # weight of a hotword ending here
-        is_full = np.zeros(trie.size, bool)
-        is_full[list(full)] = True
-        # token mode: bonus at a full node is committed, so withdrawing it costs nothing
-        self.hot_prov = trie.node_array(np.where(is_full, 0.0, hb))
+        if self.word_delimiter is None:
+            self._build_hot_matcher(trie, full)
+
+    def _build_hot_matcher(self, trie: _Trie, full: dict):
+        """Token mode: hotwords match anywhere, overlaps included (Aho-Corasick).
+
+        A hypothesis holds the trie node of the longest suffix of its tokens that is a
+        hotword prefix. A token that leaves the trie continues from the node's failure
+        link (its longest proper suffix in the trie), so in 好好好棒 the hotword 好好棒 is
+        found although the first 好好 led nowhere. Entering a node adds the weights of
+        every hotword ending there, its suffixes' too (committed), plus the provisional
+        bonus of the longest hotword it is a proper prefix of (withdrawn when it is left,
+        and at the end of the utterance)."""
+        S = trie.size
+        prov = [0.0] * S
+        for w, weight in self.hotwords.items():
+            seq = self._spell(w)
+            n = 0
+            for i, tok in enumerate(seq[:-1]):
+                n = trie.children[n][tok]
+                prov[n] = max(prov[n], weight * (i + 1) / len(seq))
+        fail = [0] * S
+        commit = [0.0] * S
+        queue = list(trie.children[0].values())  # depth 1: fail to the root
+        for n in queue:  # (breadth first: the list grows while it is walked)
+            commit[n] = full.get(n, 0.0) + commit[fail[n]]
+            for tok, c in trie.children[n].items():
+                f = fail[n]
+                while f and tok not in trie.children[f]:
+                    f = fail[f]
+                fail[c] = trie.children[f].get(tok, 0)
+                queue.append(c)
+        self.hot_fail = np.array(fail + [0], np.int64)       # (node -1 -> root)
+        self.hot_prov = trie.node_array(prov)
+        self.hot_enter = trie.node_array(np.add(prov, commit))
+
+    def _hot_next(self, nodes: np.ndarray, toks: np.ndarray) -> np.ndarray:
+        """Token mode: the matcher's node after ``toks`` (vectorised; the failure links
+        are followed only for the few hypotheses whose token leaves the trie mid-word)."""
+        nxt = self.hot.step(nodes, toks)
+        pend = ((nxt < 0) & (nodes > 0)).nonzero()[0]
+        nxt[nxt < 0] = 0
+        cur, tk = nodes[pend], toks[pend]
+        while pend.shape[0]:
+            cur = self.hot_fail[cur]
+            s = self.hot.step(cur, tk)
+            hit = s >= 0
+            nxt[pend[hit]] = s[hit]
+            keep = ~hit & (cur > 0)
+            pend, cur, tk = pend[keep], cur[keep], tk[keep]
+        return nxt
 
     def _build_vocab_trie(self, unigrams, lookahead):
         """Trie of the in-vocabulary words (word mode with an LM or a unigram list)."""
@@ -314,6 +387,19 @@ class BeamSearchDecoder:
             return
         lm = self.lm
         words = unigrams if unigrams is not None else lm.words
+        given = [w for w in dict.fromkeys(words) if w not in ("<s>", "</s>", "<unk>")]
+        spelt = sum(self._spell(w) is not None for w in given)
+        # A vocabulary the tokens cannot spell makes every word out-of-vocabulary, and
+        # unk_score then pays for fewer words: "the cat sat" comes out as "thecatsat".
+        # Usually a case mismatch (upper-case wav2vec2 tokens, a lower-case LM).
+        what = "unigram list" if unigrams is not None else "LM"
+        if not given or not spelt:
+            raise DecodingError(
+                f"none of the {len(given)} words of the {what} can be spelt with the decoder's tokens"
+                + (f" (e.g. {given[0]!r}; check upper/lower case)" if given else ""))
+        if spelt < 0.5 * len(given):
+            warnings.warn(f"only {spelt} of the {len(given)} words of the {what} can be spelt with the decoder's "
+                          "tokens; the others can never be written (upper/lower case?)", stacklevel=3)
         words = list(dict.fromkeys(list(words) + list(self.hotwords)))
         trie = _Trie(self.V)
         term: dict[int, int] = {}
@@ -497,12 +583,11 @@ class BeamSearchDecoder:
     def __call__(self, log_probs, lengths=None, n_best: int = 1):
         """``[T, V]`` -> ``[Hypothesis]`` (best first, at most ``n_best``);
         ``[B, T, V]`` (+ ``lengths``) -> one such list per utterance."""
-        if int(n_best) < 1:
-            raise DecodingError(f"n_best must be >= 1, got {n_best}")
+        n_best = check_n_best(n_best)
         x, lens, batched = check_emissions(log_probs, self.V, lengths, self.input_type, dtype=np.float64)
         out = []
         for b in range(x.shape[0]):
-            s = BeamSearchStream(self)
+            s = BeamSearchStream(self, keep_frames=False)
             s._advance(x[b, : lens[b]])
             hyps = s.finish(n_best)
             if not self._extras:
@@ -576,28 +661,39 @@ def ctc_forward_many(log_probs: np.ndarray, labellings, blank: int = 0) -> list:
     # Probability domain with one common scale per frame: adds and multiplies instead of
     # logaddexp (3x faster). The labellings share the scale, so one whose probability is
     # below ~1e-300 of the largest underflows to -inf: harmless where the caller only asks
-    # which is larger.
+    # which is larger. The emissions of the states are gathered a block of frames at a
+    # time: the state count grows with the utterance, so [T, states] at once would be
+    # quadratic in its length (3.7 GB for 10,000 frames of flat output).
     m1 = can1[1:].astype(np.float64)
     m2 = can2[2:].astype(np.float64)
-    lp = log_probs[:, ext]
-    shift = lp.max(axis=1, keepdims=True)
-    e = np.exp(lp - shift)
-    log_scale = float(shift.sum())
-    alpha = np.zeros(n)
-    alpha[first] = e[0, first]
     second = first[np.array([x.size > 1 for x in exts])] + 1
-    alpha[second] = e[0, second]
+    alpha = np.zeros(n)
     tmp = np.empty(n)
-    for t in range(1, T):
-        c = alpha.sum()
-        if c <= 0:
-            break
-        log_scale += math.log(c)
-        alpha /= c
-        tmp[:] = alpha
-        tmp[1:] += alpha[:-1] * m1
-        tmp[2:] += alpha[:-2] * m2
-        np.multiply(tmp, e[t], out=alpha)
+    log_scale = 0.0
+    block = max(1, min(T, (1 << 21) // max(n, 1)))  # ~16 MB of float64 a block
+    for t0 in range(0, T, block):
+        lp = log_probs[t0:t0 + block, ext]
+        shift = lp.max(axis=1, keepdims=True)
+        shift[~np.isfinite(shift)] = 0.0  # a frame where none of the states is possible
+        e = np.exp(lp - shift)
+        log_scale += float(shift.sum())
+        for i in range(e.shape[0]):
+            if t0 + i == 0:
+                alpha[first] = e[0, first]
+                alpha[second] = e[0, second]
+                continue
+            c = alpha.sum()
+            if c <= 0:
+                break
+            log_scale += math.log(c)
+            alpha /= c
+            tmp[:] = alpha
+            tmp[1:] += alpha[:-1] * m1
+            tmp[2:] += alpha[:-2] * m2
+            np.multiply(tmp, e[i], out=alpha)
+        else:
+            continue
+        break
     out = []
     for f, b in zip(first, last):
         p_end = alpha[b] + (alpha[b - 1] if b > f else 0.0)
@@ -627,9 +723,13 @@ class BeamSearchStream:
     needs no addition for the blank.
     """
 
-    def __init__(self, dec: BeamSearchDecoder):
+    def __init__(self, dec: BeamSearchDecoder, keep_frames: bool = True):
         self.d = dec
         self.t = 0
+        # Without LM, hotwords or word score, finish() gives the same guarantee as one-shot
+        # decoding (never less probable than greedy's labelling), which needs the frames:
+        # they are kept (float64, T x V) until then.
+        self._kept: list | None = [] if keep_frames and not dec._extras else None
         self.off = 0.0
         self.done = False
         # node store: the prefix tree. Each batch of new nodes appends a [2, n] array of
@@ -656,17 +756,24 @@ class BeamSearchStream:
         if np.ndim(chunk) != 2:
             raise DecodingError(f"feed() takes one utterance's chunk [t, V], got shape {np.shape(chunk)}")
         x, _, _ = check_emissions(chunk, self.d.V, None, self.d.input_type, dtype=np.float64)
+        if self._kept is not None and x.shape[1]:
+            self._kept.append(np.array(x[0]))  # a copy: the caller may reuse its buffer
         self._advance(x[0])
 
     def partial(self) -> Hypothesis:
-        """The best hypothesis so far (its last word scored as if the utterance ended)."""
+        """The best hypothesis so far (its last word scored as if the utterance ended;
+        without the greedy check that ``finish`` makes)."""
         return self._final(1)[0]
 
     def finish(self, n_best: int = 1) -> list[Hypothesis]:
-        """End the utterance: the ``n_best`` best hypotheses, best first."""
-        if int(n_best) < 1:
-            raise DecodingError(f"n_best must be >= 1, got {n_best}")
-        out = self._final(int(n_best))
+        """End the utterance: the ``n_best`` best hypotheses, best first (the same as
+        one-shot decoding of all the frames fed)."""
+        n_best = check_n_best(n_best)
+        out = self._final(n_best)
+        if self._kept is not None:
+            lp = np.concatenate(self._kept) if self._kept else np.zeros((0, self.d.V))
+            out = self.d._not_worse_than_greedy(lp, out, n_best)
+            self._kept = None
         self.done = True
         return out
 
@@ -911,10 +1018,8 @@ class BeamSearchStream:
             xraw += glp
             xlmk[:] = nss
         if d.hot is not None:
-            ght = d.hot.step(xht, ct)
-            restart = d.hot.step(np.zeros_like(ght), ct)
-            ght = np.where(ght < 0, restart, ght)
-            dext += d.hot_bonus[ght]
+            ght = d._hot_next(xht, ct)
+            dext += d.hot_enter[ght]
             dext -= d.hot_prov[xht]
             xht[:] = ght
         return dext

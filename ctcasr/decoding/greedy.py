@@ -12,9 +12,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .types import (
-    DecodingError,
     Hypothesis,
     check_emissions,
+    check_input_type,
+    check_n_best,
     check_tokens,
     join_text,
     split_words,
@@ -39,13 +40,12 @@ class GreedyDecoder:
         self.tokens = check_tokens(tokens, blank, word_delimiter)
         self.blank = int(blank)
         self.word_delimiter = word_delimiter
-        self.input_type = input_type
+        self.input_type = check_input_type(input_type)
 
     def __call__(self, log_probs, lengths=None, n_best: int = 1):
         # Greedy has one hypothesis; n_best is accepted for symmetry with the beam decoder
         # but validated the same way, so a bad value is not silently ignored.
-        if int(n_best) < 1:
-            raise DecodingError(f"n_best must be >= 1, got {n_best}")
+        check_n_best(n_best)
         x, lens, batched = check_emissions(
             log_probs, len(self.tokens), lengths, self.input_type, dtype=np.float32
         )

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -164,7 +165,13 @@ class NGramLM:
         """Load an ARPA file (any order). Malformed files raise :class:`ArpaFormatError`."""
         path = os.fspath(path)
         try:
-            f = open(path, "r", encoding="utf-8")
+            # Only regular files: /dev/zero would be read until memory runs out, a FIFO
+            # would block forever. stat first, so a FIFO is not even opened.
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode):
+                raise LMError(f"{path}: not a regular file")
+            # utf-8-sig: a byte-order mark (some editors write one) is not part of line 1
+            f = open(path, "r", encoding="utf-8-sig")
         except OSError as e:
             raise LMError(f"{path}: cannot open ARPA file: {e.strerror}") from e
         with f:

@@ -51,6 +51,14 @@ class Hypothesis:
 
 
 INPUT_TYPES = ("auto", "log_probs", "probs", "logits")
+AUTO_ATOL = 0.02  # how far from normalised a row may be for input_type="auto"
+
+
+def check_n_best(n_best) -> int:
+    """``n_best`` as an int, or DecodingError (a float such as 1.5 is not truncated)."""
+    if isinstance(n_best, bool) or not isinstance(n_best, (int, np.integer)) or n_best < 1:
+        raise DecodingError(f"n_best must be a whole number >= 1, got {n_best!r}")
+    return int(n_best)
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -72,10 +80,10 @@ def check_emissions(
     ``"log_probs"`` (log-softmax output), ``"probs"`` (softmax output), ``"logits"``
     (unnormalised; we apply log-softmax) or ``"auto"``, which takes rows that sum to 1
     with values in [0, 1] as probabilities and rows whose log-sum-exp is 0 as
-    log-probabilities, and refuses anything else rather than guess.
+    log-probabilities (both within ``AUTO_ATOL``; -inf entries are log-probabilities),
+    and refuses anything else rather than guess.
     """
-    if input_type not in INPUT_TYPES:
-        raise DecodingError(f"input_type must be one of {INPUT_TYPES}, got {input_type!r}")
+    check_input_type(input_type)
     try:
         x = np.asarray(emissions)
     except Exception as e:  # noqa: BLE001 - anything np.asarray rejects
@@ -124,29 +132,34 @@ def check_emissions(
             raise DecodingError(f"lengths must lie in [0, {T}], got {lens.tolist()}")
 
     valid = np.arange(T)[None, :] < lens[:, None]  # [B, T]
-    if T and not np.isfinite(x[valid]).all() and input_type != "log_probs":
-        raise DecodingError("emissions contain NaN or infinite values")
-    if T and input_type == "log_probs":
+    if T:
         v = x[valid]
         if np.isnan(v).any() or np.isposinf(v).any():
             raise DecodingError("emissions contain NaN or +inf values")
+        # -inf is a log-probability (of an impossible token: log of an underflowed
+        # softmax); it is no probability and no logit
+        if input_type in ("probs", "logits") and np.isneginf(v).any():
+            raise DecodingError(f"input_type={input_type!r} but emissions contain -inf values")
 
     if T == 0 or not valid.any():
         return x, lens, batched
 
     kind = input_type
     if kind == "auto":
+        # Tolerance 0.02: a log-softmax or softmax computed in float16 or bfloat16 (and
+        # then stored in float32) is off by up to ~1e-2; logits are rarely that close.
         v = x[valid]
-        if v.min() >= 0.0 and v.max() <= 1.0 and np.allclose(v.sum(-1), 1.0, atol=1e-3):
+        if v.min() >= 0.0 and v.max() <= 1.0 and np.allclose(v.sum(-1), 1.0, atol=AUTO_ATOL):
             kind = "probs"
-        elif v.max() <= 1e-4:
+        elif v.max() <= AUTO_ATOL:
             lse = np.logaddexp.reduce(v, axis=-1)
-            if np.allclose(lse, 0.0, atol=1e-3):
+            if np.allclose(lse, 0.0, atol=AUTO_ATOL):
                 kind = "log_probs"
         if kind == "auto":
             raise DecodingError(
                 "emissions are neither log-probabilities (rows with log-sum-exp 0) nor "
-                "probabilities (rows summing to 1); pass input_type='logits' to apply "
+                f"probabilities (rows summing to 1), within {AUTO_ATOL}; say which with "
+                "input_type='log_probs' or 'probs', or pass input_type='logits' to apply "
                 "log-softmax"
             )
     if kind == "probs":
@@ -168,7 +181,9 @@ def split_words(
     """Group emitted tokens into ``[(word, start_frame, end_frame)]``.
 
     ``word_delimiter=None`` makes every token a word of its own (Chinese characters);
-    otherwise the delimiter token separates words and never appears inside one.
+    otherwise the delimiter separates words and never appears inside one: the delimiter
+    token itself, or the delimiter inside a token, as in word-piece vocabularies whose
+    tokens carry a word-start marker (SentencePiece's ``"▁the"``: a word starts there).
     """
     words = []
     if word_delimiter is None:
@@ -177,16 +192,18 @@ def split_words(
         return words
     cur, start, end = [], None, None
     for tok, t in zip(tokens, timesteps):
-        s = token_strings[tok]
-        if s == word_delimiter:
-            if cur:
-                words.append(("".join(cur), start, end))
-            cur, start = [], None
-            continue
-        if start is None:
-            start = int(t)
-        cur.append(s)
-        end = int(t) + 1
+        t = int(t)
+        parts = token_strings[tok].split(word_delimiter)
+        for i, piece in enumerate(parts):
+            if i:  # a delimiter before this piece: the word so far ends
+                if cur:
+                    words.append(("".join(cur), start, end))
+                cur, start = [], None
+            if piece:
+                if start is None:
+                    start = t
+                cur.append(piece)
+                end = t + 1
     if cur:
         words.append(("".join(cur), start, end))
     return words
@@ -214,4 +231,12 @@ def check_tokens(tokens, blank: int, word_delimiter: Optional[str]) -> list:
             f"word_delimiter {word_delimiter!r} is not one of the tokens; "
             "pass word_delimiter=None when every token is a word (e.g. Chinese characters)"
         )
+    if word_delimiter is not None and toks[blank] == word_delimiter:
+        raise DecodingError(f"word_delimiter {word_delimiter!r} is the blank's token")
     return toks
+
+
+def check_input_type(input_type) -> str:
+    if input_type not in INPUT_TYPES:
+        raise DecodingError(f"input_type must be one of {INPUT_TYPES}, got {input_type!r}")
+    return input_type
