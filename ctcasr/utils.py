@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import random
+import stat
 import tempfile
 from pathlib import Path
 
@@ -36,6 +37,23 @@ def atomic_open(path, mode: str = "w", encoding: str | None = "utf-8"):
     written. Disk-full and permission errors become a CTCASRError naming the file.
     """
     path = Path(path)
+    try:
+        st = os.stat(path)  # (follows symbolic links)
+    except OSError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        # A device (/dev/null, /dev/stdout), a FIFO or a terminal: written in place. A temp
+        # file renamed over it would replace the node itself, as root for every user.
+        if stat.S_ISDIR(st.st_mode):
+            raise CTCASRError(f"{path}: cannot write (it is a directory)")
+        try:
+            with open(path, mode, encoding=None if "b" in mode else encoding) as f:
+                yield f
+        except OSError as e:
+            raise CTCASRError(f"{path}: cannot write ({e.strerror or e})") from e
+        return
+    if st is not None and path.is_symlink():
+        path = Path(os.path.realpath(path))  # replace the file the link points to, keep the link
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -26,6 +26,27 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["model.yaml"]
 
 
+def test_atomic_write_through_a_link_keeps_the_link_and_leaves_devices_and_fifos_alone(tmp_path):
+    import stat
+    import subprocess
+
+    real = tmp_path / "real.txt"
+    real.write_text("old")
+    (tmp_path / "link.txt").symlink_to(real)
+    atomic_write_text(tmp_path / "link.txt", "new")
+    assert (tmp_path / "link.txt").is_symlink() and real.read_text() == "new"
+    # a device or FIFO is written in place: renaming a temp file over it would replace the
+    # node itself (found writing -o /dev/full as root)
+    atomic_write_text("/dev/null", "gone")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    atomic_write_text(fifo, "through the pipe\n")
+    assert reader.communicate(timeout=10)[0] == b"through the pipe\n"
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
 # --------------------------------------------------------------------- malloc tuning
 _MALLINFO = r"""
 import ctypes, os, sys
