@@ -210,3 +210,18 @@ def test_kaldi_segment_starting_at_zero_is_cut_to_its_end(tmp_path, capsys):
     assert main(["transcribe", "--model", "digits", str(kd), "--format", "json", "--decoder", "greedy", "-q"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["duration_s"] for r in rows] == [1.2, 1.0]
+
+
+def test_manifest_segment_at_offset_zero_is_cut_to_its_duration(tmp_path, capsys):
+    """NeMo-style manifest lines with "offset": 0.0 are segments too (the whole file was
+    read, and paired with the segment's text in training)."""
+    name = sorted(_samples())[0]
+    m = tmp_path / "segs.jsonl"
+    m.write_text("".join(json.dumps({"audio_filepath": str(SAMPLES / name), "duration": d, "offset": o,
+                                     "text": "x", "id": f"s{o}"}) + "\n" for o, d in ((0.0, 0.5), (0.5, 0.7))))
+    from ctcasr.data import read_manifest
+
+    assert [u.extra.get("segment") for u in read_manifest(m)] == [True, True]
+    assert main(["transcribe", "--model", "digits", str(m), "--format", "json", "--decoder", "greedy", "-q"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["duration_s"] for r in rows] == [0.5, 0.7]
