@@ -124,6 +124,10 @@ def cmd_transcribe(a):
         opts["hotwords"] = hot
     asr = Transcriber.load(a.model, device=a.device, decoder="beam" if hot and a.decoder == "auto" else a.decoder,
                            **opts)
+    if a.silence_dbfs is not None:
+        if not a.silence_dbfs <= 0:  # (NaN fails too)
+            raise ValueError(f"--silence-dbfs must be a level <= 0 dBFS (or -inf), got {a.silence_dbfs}")
+        asr.silence_dbfs = a.silence_dbfs
     joiner = " " if asr.tokenizer.word_delimiter is not None else ""
     ext = {"txt": ".txt", "json": ".json", "srt": ".srt", "vtt": ".vtt", "ctm": ".ctm"}[a.format]
     out_dir = Path(a.output_dir) if a.output_dir else None
@@ -278,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add WEIGHT (default 5, in log-probability units) each time the beam search "
                    "writes WORD; repeatable; implies beam search")
     s.add_argument("--batch-size", type=int, default=8, help="files (or windows of a long file) per model call")
+    s.add_argument("--silence-dbfs", type=float, default=None, metavar="DB",
+                   help="audio (or a window of a long file) whose loudest 100 ms is below this level gives "
+                   "no words (default -50; --silence-dbfs=-inf decodes everything)")
     s.set_defaults(func=cmd_transcribe)
 
     s = sub.add_parser("evaluate", help="WER/CER of a model on a manifest",

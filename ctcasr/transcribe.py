@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .decoding.timing import word_times
+from .decoding.types import Hypothesis
 from .errors import CTCASRError
 from .longform import MARGIN_S, MAX_CORE_S, SEARCH_S, AudioSource, windows
 from .model import load_model_dir
@@ -45,6 +46,13 @@ class Transcriber:
     max_core_s = MAX_CORE_S
     search_s = SEARCH_S
     margin_s = MARGIN_S
+    # A window whose loudest 100 ms is quieter than this (dBFS) holds no speech and gives no
+    # words; -inf decodes everything. The models are trained on speech only, and silence or
+    # faint noise, which the front end's gain normalisation raises to speech level, came out
+    # as invented words ("one one one ..." for 10 s of zeros; ~100 words in a minute-long
+    # pause of a recording). Speech recorded at any usable level is far above -50 dBFS;
+    # noise louder than that can still come out as words.
+    silence_dbfs = -50.0
 
     def __init__(self, model, tokenizer, device, decoder: str = "greedy", beam_size: int = 32,
                  lm=None, lm_weight: float = 0.5, word_score: float = 1.0, hotwords: Optional[dict] = None):
@@ -240,7 +248,27 @@ class Transcriber:
 
     @torch.no_grad()
     def _decode_windows(self, waves):
-        """Waveforms -> [(best Hypothesis, log_probs [T,V], duration_s)], one model batch."""
+        """Waveforms -> [(best Hypothesis, log_probs [T,V], duration_s)], one model batch
+        (windows without speech, see ``silence_dbfs``, skip the model: no words)."""
+        silent = [self._is_silent(w) for w in waves]
+        out = [(_NOTHING, np.zeros((0, len(self.tokenizer.decoder_tokens)), np.float32), len(w) / self.sample_rate)
+               for w in waves]
+        todo = [i for i, q in enumerate(silent) if not q]
+        if todo:
+            for i, r in zip(todo, self._run_model([waves[i] for i in todo])):
+                out[i] = r
+        return out
+
+    def _is_silent(self, w: np.ndarray) -> bool:
+        if not self.silence_dbfs > -math.inf:
+            return False
+        n = max(1, int(0.1 * self.sample_rate))
+        k = len(w) // n
+        blocks = np.asarray(w[: k * n], np.float64).reshape(k, n) if k else np.asarray(w, np.float64)[None]
+        loudest = float((blocks * blocks).mean(axis=1).max()) if blocks.size else 0.0
+        return loudest < 10.0 ** (self.silence_dbfs / 10.0)
+
+    def _run_model(self, waves):
         lens = torch.tensor([len(w) for w in waves])
         batch = torch.zeros(len(waves), int(lens.max()))
         for i, w in enumerate(waves):
@@ -272,6 +300,9 @@ class Transcriber:
             words.append(Word(text, round(a, 3), round(max(a, b), 3), round(conf, 4)))
         return Transcript(hyp.text, words, round(duration_s, 3), tuple(hyp.tokens),
                           float(hyp.score) if math.isfinite(hyp.score) else float("-inf"))
+
+
+_NOTHING = Hypothesis(tokens=(), text="", timesteps=(), words=[], score=0.0, am_score=0.0, lm_score=0.0)
 
 
 def _resolve_lm(lm, model_dir):

@@ -120,6 +120,8 @@ def tune_lm(model_dir, manifest, lm="default", weights=DEFAULT_WEIGHTS, scores=D
         raise CTCASRError(f"{mdir}: no LM to tune (no lm.arpa in the model directory; pass --lm FILE)")
     if not weights or not scores:
         raise CTCASRError("give at least one LM weight and one word score")
+    if beam_size is not None and beam_size < 1:
+        raise CTCASRError(f"--beam-size must be >= 1, got {beam_size}")
     beam_size = int(beam_size or read_decode_defaults(mdir)["beam_size"])
     asr = Transcriber.load(mdir, device=device, decoder="greedy")
     utts = read_manifest(manifest)

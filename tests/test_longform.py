@@ -232,3 +232,28 @@ def test_decoded_size_cap_refuses_whole_file_loads_but_windows_still_work(tmp_pa
     os.mkfifo(fifo)
     with pytest.raises(AudioError, match="not a regular file"):
         AudioSource(fifo, SR)
+
+
+def test_silence_and_faint_noise_give_no_words(asr):
+    """The model never heard silence in training: without the silence gate 10 s of zeros
+    came out as "one one one ..." and a minute of faint room noise inside a recording as
+    ~100 invented words."""
+    rng = np.random.default_rng(5)
+    t = asr.transcribe(np.zeros(10 * SR, np.float32), sample_rate=SR)
+    assert t.text == "" and t.words == []
+    t = asr.transcribe((rng.standard_normal(5 * SR) * 1e-3).astype(np.float32), sample_rate=SR)  # -60 dBFS
+    assert t.text == ""
+    # speech, a minute of -70 dBFS noise, speech: words only where the speech is
+    speech, sents = _long_speech(8 / 60, seed=4)
+    gap = (rng.standard_normal(60 * SR) * 3e-4).astype(np.float32)
+    audio = np.concatenate([speech, gap, speech])
+    t = asr.transcribe(audio, sample_rate=SR)
+    ref = " ".join(s[2] for s in sents)
+    assert corpus_errors([ref + " " + ref], [t.text])[0].rate <= 0.1, t.text
+    assert not [w for w in t.words if len(speech) / SR + 1 < w.start_s < (len(speech) + len(gap)) / SR - 1]
+    # and the gate can be switched off
+    from ctcasr import Transcriber
+
+    everything = Transcriber(asr.model, asr.tokenizer, asr.device, decoder="greedy")
+    everything.silence_dbfs = -np.inf
+    assert not everything._is_silent(np.zeros(SR, np.float32))
