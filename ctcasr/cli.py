@@ -34,8 +34,10 @@ def cmd_prepare(a):
 def cmd_train(a):
     from .train import train
 
+    if a.resume and a.overwrite:
+        raise ValueError("--resume continues a run, --overwrite starts again: give one of them")
     r = train(a.config, a.train, a.valid, a.out, resume=a.resume, device=a.device, epochs=a.epochs,
-              progress=not a.no_progress and sys.stderr.isatty())
+              progress=not a.no_progress and sys.stderr.isatty(), overwrite=a.overwrite)
     if r and int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary for the job
         print(f"epoch {r['epoch']}: valid CER {100 * r['valid_cer']:.2f}% WER {100 * r['valid_wer']:.2f}% "
               f"(best CER {100 * r['best_cer']:.2f}%); model in {a.out}")
@@ -258,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--valid", required=True, help="validation manifest or Kaldi data dir")
     s.add_argument("--out", required=True, help="experiment / model directory")
     s.add_argument("--resume", action="store_true", help="continue from --out/checkpoints/last.pt")
+    s.add_argument("--overwrite", action="store_true",
+                   help="--out holds an earlier run: delete its model, checkpoints and log and start again "
+                   "(without this, or --resume, such an --out is refused)")
     s.add_argument("--epochs", type=int, help="override train.epochs")
     s.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")

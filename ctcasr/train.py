@@ -425,12 +425,29 @@ def _dummy_batch(sample_rate: int) -> dict:
 
 # ------------------------------------------------------------------------- training
 def train(config_path, train_manifest, valid_manifest, out_dir, resume: bool = False,
-          device: str = "auto", epochs: int | None = None, progress: bool = True) -> dict:
+          device: str = "auto", epochs: int | None = None, progress: bool = True, overwrite: bool = False) -> dict:
     """Train; see the module docstring. Under torchrun every rank calls this and gets the
-    same result dict (its figures are all-reduced); only rank 0 writes ``out_dir``."""
+    same result dict (its figures are all-reduced); only rank 0 writes ``out_dir``.
+
+    ``out_dir`` may hold ``ctcasr prepare``'s files; one that holds an earlier training
+    run's model or checkpoints is refused unless ``resume`` (continue it) or ``overwrite``
+    (start again: its checkpoints, model and log are deleted first; stale epoch weights
+    would otherwise be averaged into the new model)."""
     model_cfg, cfg = load_train_config(config_path)
     if epochs is not None:
+        if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
+            raise ConfigError(f"epochs must be a whole number >= 1, got {epochs!r}")
         cfg["epochs"] = int(epochs)
+    out = Path(out_dir)
+    ckpts = out / "checkpoints"
+    earlier = [p for p in (out / "model.pt", ckpts / "last.pt") if p.exists()] + sorted(ckpts.glob("*.pt"))[:1]
+    if earlier and not resume:
+        if not overwrite:
+            raise CTCASRError(f"{out} holds an earlier training run ({earlier[0]}); --resume continues it, "
+                              "--overwrite starts again and deletes its model, checkpoints and log")
+        if int(os.environ.get("RANK", "0")) == 0:
+            for p in [*ckpts.glob("*.pt"), out / "model.pt", out / "train_log.csv"]:
+                p.unlink(missing_ok=True)
     dev, rank, world, created = _init_distributed(device)
     try:
         return _train(model_cfg, cfg, train_manifest, valid_manifest, Path(out_dir), resume, dev, rank, world,

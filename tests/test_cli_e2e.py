@@ -69,6 +69,26 @@ def test_resume_continues_from_last_checkpoint(trained, tmp_path):
                  trained["manifest"], "--out", str(tmp_path / "fresh"), "--resume"]) == 1  # nothing to resume
 
 
+def test_an_earlier_run_is_neither_overwritten_nor_mixed_in_without_overwrite(trained, tmp_path, capsys):
+    """Training into an --out that holds a finished run used to overwrite it silently and
+    to average the old run's epochN.pt weights into the new model."""
+    d = tmp_path / "model"
+    shutil.copytree(trained["dir"], d)
+    before = (d / "model.pt").read_bytes()
+    args = ["-q", "train", "--config", str(trained["conf"]), "--train", trained["manifest"], "--valid",
+            trained["manifest"], "--out", str(d)]
+    capsys.readouterr()
+    assert main(args + ["--epochs", "2"]) == 1
+    assert "holds an earlier training run" in capsys.readouterr().err
+    assert (d / "model.pt").read_bytes() == before
+    assert main(args + ["--epochs", "0"]) == 1  # (it emptied the log before)
+    assert len(list(csv.DictReader(open(d / "train_log.csv")))) == 4
+    assert main(args + ["--epochs", "2", "--overwrite"]) == 0
+    assert [int(r["epoch"]) for r in csv.DictReader(open(d / "train_log.csv"))] == [1, 2]
+    # the old run's epoch3/epoch4 weights are gone, not averaged in
+    assert sorted(p.name for p in (d / "checkpoints").glob("epoch*.pt")) == ["epoch1.pt", "epoch2.pt"]
+
+
 def _scalars(d, tag):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

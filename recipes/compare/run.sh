@@ -69,7 +69,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
     mkdir -p $exp/$m
     cp $exp/shared/tokens.txt $exp/shared/cmvn.json $exp/$m/
     t0=$(date +%s)
-    ctcasr train --config $conf_dir/$m.yaml --train $exp/data/train.jsonl --valid $exp/data/dev.jsonl \
+    ctcasr train --overwrite --config $conf_dir/$m.yaml --train $exp/data/train.jsonl --valid $exp/data/dev.jsonl \
       --out $exp/$m --no-progress $epochs_opt
     echo $(( $(date +%s) - t0 )) > $exp/$m/train_seconds
     echo "$m trained in $(cat $exp/$m/train_seconds)s"

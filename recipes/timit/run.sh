@@ -48,7 +48,7 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   echo "== stage 2: training"
-  ctcasr train --config "$config" --train "$data/train.jsonl" --valid "$data/dev.jsonl" --out "$exp"
+  ctcasr train --overwrite --config "$config" --train "$data/train.jsonl" --valid "$data/dev.jsonl" --out "$exp"
   echo "stage 2 done after ${SECONDS}s"
 fi
 
