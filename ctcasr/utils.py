@@ -132,9 +132,17 @@ def pick_device(name: str = "auto"):
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise CTCASRError(f"device {name!r} requested but CUDA is not available on this machine")
     try:
-        return torch.device(name)
+        dev = torch.device(name)
     except RuntimeError:
         raise CTCASRError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise CTCASRError(f"device {name!r} requested but MPS is not available on this machine")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        # (torch knows many more, meta and xla among them; ctcasr runs on these three)
+        raise CTCASRError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise CTCASRError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return dev
 
 
 def seed_everything(seed: int) -> None:

@@ -153,3 +153,18 @@ def test_onednn_cache_limit_takes_effect_in_process_and_yields_to_the_user():
     # the user's own setting wins
     limit, hits, misses = _onednn_run(limit=True, env_extra={"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"})
     assert limit == "None" and hits > 0 and misses == 0
+
+
+def test_pick_device_refuses_devices_ctcasr_does_not_run_on():
+    import torch
+
+    from ctcasr.errors import CTCASRError
+    from ctcasr.utils import pick_device
+
+    names = ["meta", "xla", "cuda:99", "gpu"]
+    if not torch.backends.mps.is_available():
+        names.append("mps")
+    for name in names:
+        with pytest.raises(CTCASRError, match=repr(name)):
+            pick_device(name)  # (meta and xla were an internal error with a traceback)
+    assert pick_device("cpu").type == "cpu"
