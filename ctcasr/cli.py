@@ -26,8 +26,8 @@ def cmd_prepare(a):
     from .train import prepare
 
     r = prepare(a.config, a.train, a.out)
-    print(f"wrote {a.out}/tokens.txt ({r['tokens']} tokens) and {a.out}/cmvn.json "
-          f"({r['cmvn_frames']} frames) from {r['utterances']} utterances")
+    print(f"wrote {a.out}/tokens.txt ({r['tokens']} tokens from {r['utterances']} transcripts) and "
+          f"{a.out}/cmvn.json ({r['cmvn_frames']} frames of {r['cmvn_utterances']} utterances)")
     return 0
 
 

@@ -134,19 +134,29 @@ def _cmvn_stats(fe, sample, max_utts: int) -> dict:
     total_sq = torch.zeros_like(total)
     n = 0
     used = 0
+    bad: list = []
     for u in sample:
         if used >= max_utts:
             break
         try:
             x = load_audio(u.audio_filepath, fe.sample_rate)
-        except AudioError:
+        except AudioError as e:
+            bad.append(str(e))  # training skips (and counts) these too
             continue
+        if u.offset or u.extra.get("segment"):  # a segment: its own audio, as training reads it
+            s0 = int(round(u.offset * fe.sample_rate))
+            x = x[s0: s0 + int(round(u.duration * fe.sample_rate))]
+            if not len(x):
+                bad.append(f"{u.id}: segment past the end of {u.audio_filepath}")
+                continue
         feats, _ = fe.fbank(torch.from_numpy(x)[None], torch.tensor([len(x)]))
         f = feats[0].double()
         total += f.sum(0)
         total_sq += (f * f).sum(0)
         n += f.shape[0]
         used += 1
+    if bad:
+        log.warning("CMVN statistics: %d unreadable utterance(s) skipped (first: %s)", len(bad), bad[0])
     if n == 0:
         raise DataError("no readable training audio to compute CMVN statistics from")
     mean = total / n
@@ -168,7 +178,8 @@ def prepare(config_path, train_manifest, out_dir) -> dict:
     stats = compute_cmvn(model, utts, train_cfg["cmvn_utterances"], train_cfg["seed"])
     with atomic_open(out / "cmvn.json") as f:
         json.dump(stats, f)
-    return {"tokens": len(tok), "cmvn_frames": stats["frames"], "utterances": len(utts)}
+    return {"tokens": len(tok), "cmvn_frames": stats["frames"], "cmvn_utterances": stats["utterances"],
+            "utterances": len(utts)}
 
 
 # ------------------------------------------------------------------------- helpers

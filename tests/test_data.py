@@ -404,3 +404,29 @@ def test_num_workers_auto(monkeypatch, tmp_path):
             load_train_config(p)
     p.write_text("train: {num_workers: auto}\n")
     assert load_train_config(p)[1]["num_workers"] == "auto"
+
+
+def test_cmvn_statistics_say_what_they_skipped_and_read_segments_only(tmp_path, caplog):
+    """prepare dropped unreadable files from the statistics without a word, and took whole
+    recordings for segments."""
+    import logging
+
+    import torch
+
+    from ctcasr.data import read_manifest
+    from ctcasr.model import CTCModel
+    from ctcasr.train import compute_cmvn
+
+    sr = 16000
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr)).astype(np.float32)
+    sf.write(tmp_path / "rec.wav", np.concatenate([tone, np.zeros(4 * sr, np.float32)]), sr)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    lines = [{"audio_filepath": "rec.wav", "duration": 1.0, "offset": 0.0, "text": "a"},
+             {"audio_filepath": "empty.wav", "duration": 1.0, "text": "a"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    model = CTCModel({"encoder": {"kind": "dnn", "hidden": 8, "layers": 1}}, 2)
+    with caplog.at_level(logging.WARNING, logger="ctcasr"):
+        st = compute_cmvn(model, read_manifest(tmp_path / "m.jsonl"))
+    assert "1 unreadable utterance(s) skipped" in caplog.text and "empty.wav" in caplog.text
+    assert st["utterances"] == 1
+    assert st["frames"] == model.frontend.num_frames(torch.tensor([sr])).item()  # 1 s, not 5 s
