@@ -16,9 +16,14 @@ log = logging.getLogger("ctcasr")
 
 
 def _setup_logging(verbose: int):
+    """-q: warnings; default: info; -v: ctcasr's debug lines; -vv: every library's too
+    (-v used to turn on numba's bytecode dumps, hundreds of lines, with ours)."""
     level = logging.WARNING if verbose < 0 else logging.INFO if verbose == 0 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+    logging.basicConfig(level=level if verbose != 1 else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr)
+    if verbose == 1:
+        logging.getLogger("ctcasr").setLevel(logging.DEBUG)
 
 
 # ------------------------------------------------------------------------- commands
