@@ -71,6 +71,16 @@ class Transcriber:
         elif decoder == "beam":
             from .decoding import BeamSearchDecoder
 
+            if hotwords:
+                # in the model's own text form: "Taipei" for a lower-casing model is "taipei"
+                norm = {}
+                for w, v in hotwords.items():
+                    n = tokenizer.normalize(w).strip()
+                    if not n:
+                        raise CTCASRError(f"hotword {w!r} is empty after the model's text normalisation")
+                    norm[n] = max(v, norm.get(n, v))
+                hotwords = norm
+
             self.decoder = BeamSearchDecoder(tokens, blank=0, beam_size=beam_size, word_delimiter=wd, lm=lm,
                                              lm_weight=lm_weight, word_score=word_score, hotwords=hotwords,
                                              input_type="log_probs")

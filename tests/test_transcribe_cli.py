@@ -225,3 +225,11 @@ def test_manifest_segment_at_offset_zero_is_cut_to_its_duration(tmp_path, capsys
     assert main(["transcribe", "--model", "digits", str(m), "--format", "json", "--decoder", "greedy", "-q"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["duration_s"] for r in rows] == [0.5, 0.7]
+
+
+def test_hotwords_are_taken_in_the_models_text_form(capsys):
+    """--hotword ONE failed with "cannot be spelt" although the model lower-cases text."""
+    name = sorted(_samples())[0]
+    assert main(["transcribe", "--model", "digits", str(SAMPLES / name), "--hotword", "ONE:2", "-q"]) == 0
+    assert main(["transcribe", "--model", "digits", str(SAMPLES / name), "--hotword", "!!", "-q"]) == 1
+    assert "empty after the model's text normalisation" in capsys.readouterr().err
