@@ -115,9 +115,10 @@ def read_manifest(path, require_text: bool = True) -> list:
             raise DataError(f"{path}:{n}: utterance id {uid!r} already used on line {seen[uid]}")
         seen[uid] = n
         extra = {k: v for k, v in rec.items() if k not in ("audio_filepath", "duration", "text", "offset", "id")}
-        if rec.get("offset") is not None:
-            # An offset, 0.0 too, makes the line a segment of its file (NeMo's manifests):
-            # read `duration` seconds from there, not the whole file.
+        if rec.get("offset") is not None and offset == 0:
+            # An offset makes the line a segment of its file (NeMo's manifests): read
+            # `duration` seconds from there, not the whole file. A non-zero offset says so
+            # by itself; 0.0 needs the mark (as Kaldi segments starting at 0 get it).
             extra.setdefault("segment", True)
         utts.append(Utterance(uid, audio, dur, rec["text"], offset, extra))
     return utts

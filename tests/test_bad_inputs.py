@@ -575,6 +575,10 @@ def test_lm_in_another_case_is_refused_and_a_partly_spellable_one_warned_about(t
         BeamSearchDecoder(["φ", " "] + list("acdeghost"), lm=lm)
     with pytest.warns(UserWarning, match="only 1 of the 4 words"):
         BeamSearchDecoder(["φ", " ", "T", "H", "E"], lm=lm)
+    # a character LM given to a word-mode decoder
+    chars = NGramLM.from_text(["the cat sat on the mat", "a dog bit my pig"], order=2, token_level=True)
+    with pytest.warns(UserWarning, match="looks like a token-level LM"):
+        BeamSearchDecoder(["φ", " "] + list("abcdefghijklmnopqrstuvwxyz"), lm=chars)
 
 
 @pytest.mark.parametrize("kind", ["greedy", "beam"])

@@ -221,7 +221,7 @@ def test_manifest_segment_at_offset_zero_is_cut_to_its_duration(tmp_path, capsys
                                      "text": "x", "id": f"s{o}"}) + "\n" for o, d in ((0.0, 0.5), (0.5, 0.7))))
     from ctcasr.data import read_manifest
 
-    assert [u.extra.get("segment") for u in read_manifest(m)] == [True, True]
+    assert [(u.offset, u.extra.get("segment")) for u in read_manifest(m)] == [(0.0, True), (0.5, None)]
     assert main(["transcribe", "--model", "digits", str(m), "--format", "json", "--decoder", "greedy", "-q"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["duration_s"] for r in rows] == [0.5, 0.7]

@@ -397,6 +397,13 @@ class BeamSearchDecoder:
             raise DecodingError(
                 f"none of the {len(given)} words of the {what} can be spelt with the decoder's tokens"
                 + (f" (e.g. {given[0]!r}; check upper/lower case)" if given else ""))
+        if lm is not None and unigrams is None and len(given) >= 10:
+            single = sum(len(self._spell(w) or ()) == 1 for w in given)
+            if single >= 0.9 * len(given):
+                warnings.warn(f"{single} of the LM's {len(given)} words are single tokens: it looks like a "
+                              "token-level LM (ctcasr lm build --token-level), but the decoder is in word mode "
+                              f"(word_delimiter={self.word_delimiter!r}) and will score whole words with it",
+                              stacklevel=3)
         if spelt < 0.5 * len(given):
             warnings.warn(f"only {spelt} of the {len(given)} words of the {what} can be spelt with the decoder's "
                           "tokens; the others can never be written (upper/lower case?)", stacklevel=3)
