@@ -153,10 +153,16 @@ def test_hostile_training_checkpoints_are_refused(tmp_path):
         train(conf, m, m, out, resume=True, device="cpu")
     assert not marker.exists()
     (out / "checkpoints" / "last.pt").unlink()
-    # A fresh run writes epoch1.pt; with a hostile epoch0.pt beside it, averaging must refuse.
+    # A hostile epoch0.pt beside a run's own epoch weights: averaging must refuse it. (A
+    # fresh run into that folder is refused before it reads anything: an earlier run's.)
     _write_hostile(out / "checkpoints" / "epoch0.pt", "nested in the state_dict", marker)
-    with pytest.raises(CTCASRError, match="epoch0.pt: cannot load checkpoint"):
+    with pytest.raises(CTCASRError, match="holds an earlier training run"):
         train(conf, m, m, out, device="cpu")
+    (out / "checkpoints" / "epoch0.pt").unlink()
+    train(conf, m, m, out, device="cpu", epochs=1)
+    _write_hostile(out / "checkpoints" / "epoch1.pt", "nested in the state_dict", marker)  # in place of its own
+    with pytest.raises(CTCASRError, match="epoch1.pt: cannot load checkpoint"):
+        train(conf, m, m, out, resume=True, device="cpu", epochs=2)
     assert not marker.exists()
 
 
