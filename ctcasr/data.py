@@ -294,6 +294,11 @@ class AudioDataset:
         if u.offset or u.extra.get("segment"):
             s = int(round(u.offset * self.sample_rate))
             x = x[s : s + int(round(u.duration * self.sample_rate))]
+        if u.text.strip() and not np.abs(x).max(initial=0.0) >= 1e-4:
+            # A transcript for silence (peak below -80 dBFS: digital zeros, a dead channel)
+            # would teach the model to write words for silence; skipped like unreadable audio.
+            where = f" at {u.offset:g} s" if u.offset else ""
+            raise AudioError(f"{u.audio_filepath}{where}: silent (peak below -80 dBFS) but transcribed")
         if self._cache is not None:
             self._cache[u.id] = x
         return x

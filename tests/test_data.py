@@ -149,6 +149,9 @@ def test_dataset_and_collate(tmp_path):
              (Utterance("c", str(tmp_path / "missing.wav"), 0.25, "a"), [1])]
     ds = AudioDataset(items)
     assert ds[2] is None  # unreadable audio is logged and dropped, not a crash
+    # so is silence with a transcript (it was trained on: "one" for all-zero audio)
+    sf.write(tmp_path / "zeros.wav", np.zeros(8000, np.float32), 16000)
+    assert AudioDataset([(Utterance("z", str(tmp_path / "zeros.wav"), 0.5, "a"), [1])])[0] is None
     b = collate([ds[0], ds[1], ds[2]])
     assert b["waveforms"].shape == (2, 8000)
     assert b["lengths"].tolist() == [8000, 4000]
