@@ -214,6 +214,18 @@ def write_manifest(utts, path) -> None:
 
 
 # ----------------------------------------------------------------------------- filtering
+def load_utterance_audio(u: Utterance, sample_rate: int) -> np.ndarray:
+    """The utterance's own audio: its file, cut to the segment when it is one (an offset,
+    or the segment mark of one starting at 0.0). AudioError when unreadable."""
+    from .audio import load_audio
+
+    x = load_audio(u.audio_filepath, sample_rate)
+    if u.offset or u.extra.get("segment"):
+        s = int(round(u.offset * sample_rate))
+        x = x[s : s + int(round(u.duration * sample_rate))]
+    return x
+
+
 def ctc_min_frames(ids) -> int:
     """Fewest frames CTC needs for a label sequence: one per label plus a blank between
     each pair of equal neighbours (好棒棒 needs 4: 好 棒 φ 棒)."""
@@ -288,12 +300,7 @@ class AudioDataset:
     def _load(self, u: Utterance):
         if self._cache is not None and u.id in self._cache:
             return self._cache[u.id]
-        from .audio import load_audio
-
-        x = load_audio(u.audio_filepath, self.sample_rate)
-        if u.offset or u.extra.get("segment"):
-            s = int(round(u.offset * self.sample_rate))
-            x = x[s : s + int(round(u.duration * self.sample_rate))]
+        x = load_utterance_audio(u, self.sample_rate)
         if u.text.strip() and not np.abs(x).max(initial=0.0) >= 1e-4:
             # A transcript for silence (peak below -80 dBFS: digital zeros, a dead channel)
             # would teach the model to write words for silence; skipped like unreadable audio.

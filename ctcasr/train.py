@@ -127,7 +127,7 @@ def compute_cmvn(model: CTCModel, utts, max_utts: int = 500, seed: int = 0) -> d
 
 
 def _cmvn_stats(fe, sample, max_utts: int) -> dict:
-    from .audio import load_audio
+    from .data import load_utterance_audio
     from .errors import AudioError
 
     total = torch.zeros(fe.n_mels, dtype=torch.float64)
@@ -139,16 +139,13 @@ def _cmvn_stats(fe, sample, max_utts: int) -> dict:
         if used >= max_utts:
             break
         try:
-            x = load_audio(u.audio_filepath, fe.sample_rate)
+            x = load_utterance_audio(u, fe.sample_rate)  # (a segment: its own audio, as training reads it)
         except AudioError as e:
             bad.append(str(e))  # training skips (and counts) these too
             continue
-        if u.offset or u.extra.get("segment"):  # a segment: its own audio, as training reads it
-            s0 = int(round(u.offset * fe.sample_rate))
-            x = x[s0: s0 + int(round(u.duration * fe.sample_rate))]
-            if not len(x):
-                bad.append(f"{u.id}: segment past the end of {u.audio_filepath}")
-                continue
+        if not len(x):
+            bad.append(f"{u.id}: segment past the end of {u.audio_filepath}")
+            continue
         feats, _ = fe.fbank(torch.from_numpy(x)[None], torch.tensor([len(x)]))
         f = feats[0].double()
         total += f.sum(0)
@@ -328,7 +325,7 @@ def make_optimizer(model, cfg: dict, device) -> torch.optim.Optimizer:
 
 
 def ctc_loss(log_probs, out_lengths, targets, target_lengths):
-    """Summed CTC loss of the batch in float32 (cuDNN/native kernel), blank 0.
+    """Summed CTC loss of the batch in float32 (PyTorch's native kernel), blank 0.
     zero_infinity: an utterance with no valid alignment contributes 0 instead of inf."""
     if log_probs.is_cuda:
         # int64 on purpose: with int32 targets and lengths PyTorch runs cuDNN's CTC (its

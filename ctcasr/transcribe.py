@@ -260,14 +260,10 @@ class Transcriber:
     def _decode_windows(self, waves):
         """Waveforms -> [(best Hypothesis, log_probs [T,V], duration_s)], one model batch
         (windows without speech, see ``silence_dbfs``, skip the model: no words)."""
-        silent = [self._is_silent(w) for w in waves]
-        out = [(_NOTHING, np.zeros((0, len(self.tokenizer.decoder_tokens)), np.float32), len(w) / self.sample_rate)
-               for w in waves]
-        todo = [i for i, q in enumerate(silent) if not q]
-        if todo:
-            for i, r in zip(todo, self._run_model([waves[i] for i in todo])):
-                out[i] = r
-        return out
+        todo = [i for i, w in enumerate(waves) if not self._is_silent(w)]
+        heard = dict(zip(todo, self._run_model([waves[i] for i in todo]) if todo else []))
+        nothing = np.zeros((0, len(self.tokenizer.decoder_tokens)), np.float32)
+        return [heard.get(i) or (_NOTHING, nothing, len(w) / self.sample_rate) for i, w in enumerate(waves)]
 
     def _is_silent(self, w: np.ndarray) -> bool:
         if not self.silence_dbfs > -math.inf:

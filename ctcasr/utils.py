@@ -119,6 +119,10 @@ def atomic_torch_save(obj, path) -> None:
         f.write(buf.getbuffer())
 
 
+def _mps_available(torch) -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def pick_device(name: str = "auto"):
     """'auto' -> CUDA if present, else MPS if present, else CPU; anything else as given."""
     import torch
@@ -126,7 +130,7 @@ def pick_device(name: str = "auto"):
     if name in (None, "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available(torch):
             return torch.device("mps")
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -135,7 +139,7 @@ def pick_device(name: str = "auto"):
         dev = torch.device(name)
     except RuntimeError:
         raise CTCASRError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+    if dev.type == "mps" and not _mps_available(torch):
         raise CTCASRError(f"device {name!r} requested but MPS is not available on this machine")
     if dev.type not in ("cpu", "cuda", "mps"):
         # (torch knows many more, meta and xla among them; ctcasr runs on these three)

@@ -93,6 +93,7 @@ from .lm import NGramLM
 from .types import (
     DecodingError,
     Hypothesis,
+    check_count,
     check_emissions,
     check_input_type,
     check_n_best,
@@ -208,9 +209,7 @@ class BeamSearchDecoder:
         V = self.V = len(self.tokens)
         self.blank = int(blank)
         self.word_delimiter = word_delimiter
-        if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) or beam_size < 1:
-            raise DecodingError(f"beam_size must be a whole number >= 1, got {beam_size!r}")
-        self.beam_size = int(beam_size)
+        self.beam_size = check_count(beam_size, "beam_size")
         for name, v in (("prune_logp", prune_logp), ("token_min_logp", token_min_logp),
                         ("blank_skip_logp", blank_skip_logp)):
             if v is not None and not (v <= 0 and math.isfinite(v)):
@@ -678,29 +677,27 @@ def ctc_forward_many(log_probs: np.ndarray, labellings, blank: int = 0) -> list:
     tmp = np.empty(n)
     log_scale = 0.0
     block = max(1, min(T, (1 << 21) // max(n, 1)))  # ~16 MB of float64 a block
-    for t0 in range(0, T, block):
-        lp = log_probs[t0:t0 + block, ext]
-        shift = lp.max(axis=1, keepdims=True)
-        shift[~np.isfinite(shift)] = 0.0  # a frame where none of the states is possible
-        e = np.exp(lp - shift)
-        log_scale += float(shift.sum())
-        for i in range(e.shape[0]):
-            if t0 + i == 0:
-                alpha[first] = e[0, first]
-                alpha[second] = e[0, second]
-                continue
-            c = alpha.sum()
-            if c <= 0:
-                break
-            log_scale += math.log(c)
-            alpha /= c
-            tmp[:] = alpha
-            tmp[1:] += alpha[:-1] * m1
-            tmp[2:] += alpha[:-2] * m2
-            np.multiply(tmp, e[i], out=alpha)
-        else:
+    for t in range(T):
+        if t % block == 0:
+            lp = log_probs[t:t + block, ext]
+            shift = lp.max(axis=1, keepdims=True)
+            shift[~np.isfinite(shift)] = 0.0  # a frame where none of the states is possible
+            e = np.exp(lp - shift)
+            log_scale += float(shift.sum())
+        et = e[t % block]
+        if t == 0:
+            alpha[first] = et[first]
+            alpha[second] = et[second]
             continue
-        break
+        c = alpha.sum()
+        if c <= 0:
+            break  # nothing possible any more: every labelling -inf
+        log_scale += math.log(c)
+        alpha /= c
+        tmp[:] = alpha
+        tmp[1:] += alpha[:-1] * m1
+        tmp[2:] += alpha[:-2] * m2
+        np.multiply(tmp, et, out=alpha)
     out = []
     for f, b in zip(first, last):
         p_end = alpha[b] + (alpha[b - 1] if b > f else 0.0)

@@ -54,11 +54,15 @@ INPUT_TYPES = ("auto", "log_probs", "probs", "logits")
 AUTO_ATOL = 0.02  # how far from normalised a row may be for input_type="auto"
 
 
+def check_count(v, name: str) -> int:
+    """``v`` as an int >= 1, or DecodingError (a float such as 1.5 is not truncated)."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise DecodingError(f"{name} must be a whole number >= 1, got {v!r}")
+    return int(v)
+
+
 def check_n_best(n_best) -> int:
-    """``n_best`` as an int, or DecodingError (a float such as 1.5 is not truncated)."""
-    if isinstance(n_best, bool) or not isinstance(n_best, (int, np.integer)) or n_best < 1:
-        raise DecodingError(f"n_best must be a whole number >= 1, got {n_best!r}")
-    return int(n_best)
+    return check_count(n_best, "n_best")
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
