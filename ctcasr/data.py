@@ -321,6 +321,12 @@ class AudioDataset:
             log.warning("skipping %s: %s", u.id, e)
             return None
         if self.augment:
+            p = self.augment.get("nonspeech_prob", 0.0)
+            # Its own random stream, so that switching it on leaves every other draw as it was.
+            r = np.random.default_rng((self.seed, self.epoch, i, 3)) if p else None
+            if r is not None and r.random() < p:
+                n = int(round(len(x) / (speed or 1.0)))  # the length speed perturbation would give
+                return nonspeech(n, self.sample_rate, r, self.augment, self._noise_bank()), [], f"{u.id}:nonspeech"
             x = self._augment(x, i, np.random.default_rng((self.seed, self.epoch, i)), speed)
         return x, ids, u.id
 
@@ -408,7 +414,8 @@ class AudioDataset:
 
 
 AUGMENT_KEYS = {"speeds", "reverb_prob", "rt60", "noise_prob", "noise_kinds", "snr_db", "babble_talkers",
-                "telephone_prob", "gain_db", "concat_prob", "concat_pause_s", "edge_trim_prob", "noise_bank"}
+                "telephone_prob", "gain_db", "concat_prob", "concat_pause_s", "edge_trim_prob", "noise_bank",
+                "nonspeech_prob", "nonspeech_dbfs"}
 
 
 class NoiseBank:
@@ -468,6 +475,43 @@ def check_augment_config(cfg: dict) -> dict:
     if bad:
         raise ConfigError(f"train.augment.noise_kinds: unknown {', '.join(bad)}; known: {', '.join(AUGMENT_NOISE_KINDS)}")
     return cfg
+
+
+def nonspeech(n: int, sr: int, rng, cfg: dict, bank=None) -> np.ndarray:
+    """``n`` samples without speech, for a training item whose transcript is empty
+    (``augment.nonspeech_prob``): coloured noise or synthetic babble (the ``noise_kinds``
+    other than "speech", which is made of real utterances and so holds words) or mains hum
+    (50/60 Hz and harmonics), at an RMS level drawn from ``nonspeech_dbfs`` (default
+    -75...-15 dBFS); in a quarter of them a stretch of 20-60 % is digital silence.
+
+    Why: a model trained only on transcribed speech has never been asked to write nothing.
+    With per-utterance mean normalisation any input, however quiet, reaches the encoder at
+    speech-like levels, and the shipped digits model wrote strings of digits for 4 s of
+    white noise at -40 dBFS, brown noise at -20 or a 50 Hz hum. Kaldi and ESPnet recipes
+    get such examples from the silences and noise segments of real corpora; TTS corpora
+    have none."""
+    from . import synth
+
+    kinds = [k for k in cfg.get("noise_kinds", synth.NOISE_KINDS) if k != "speech"] or list(synth.NOISE_KINDS)
+    kind = str(rng.choice(kinds + ["hum"]))
+    if kind == "hum":
+        t = np.arange(n) / sr
+        f0 = float(rng.choice([50.0, 60.0])) * float(rng.uniform(0.99, 1.01))
+        y = sum(rng.uniform(0.0, 1.0) / k * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) for k in range(1, 6))
+        y = y + 0.01 * synth.make_noise("white", n, rng, sr)  # no recording chain is noiseless
+    else:
+        y = bank.draw(kind, n, rng) if bank is not None else None
+        y = synth.make_noise(kind, n, rng, sr) if y is None else y
+    y = np.asarray(y, np.float64)
+    rms = float(np.sqrt(np.mean(np.square(y)))) if n else 0.0
+    lo, hi = cfg.get("nonspeech_dbfs", (-75.0, -15.0))
+    if rms > 0:
+        y = y * (10 ** (rng.uniform(lo, hi) / 20) / rms)
+    if n and rng.random() < 0.25:
+        m = int(n * rng.uniform(0.2, 0.6))
+        a = int(rng.integers(0, n - m + 1))
+        y[a:a + m] = 0.0
+    return np.clip(y, -1.0, 1.0).astype(np.float32)
 
 
 def speech_babble(n: int, others, rng, talkers=(3, 6)) -> Optional[np.ndarray]:
