@@ -433,3 +433,47 @@ def test_cmvn_statistics_say_what_they_skipped_and_read_segments_only(tmp_path, 
     assert "1 unreadable utterance(s) skipped" in caplog.text and "empty.wav" in caplog.text
     assert st["utterances"] == 1
     assert st["frames"] == model.frontend.num_frames(torch.tensor([sr])).item()  # 1 s, not 5 s
+
+
+def test_nonspeech_items_have_empty_transcripts_and_leave_other_draws_alone(tmp_path):
+    """augment.nonspeech_prob replaces that share of items by noise/hum/digital silence of
+    the length speed perturbation would give, with no tokens; the items it does not replace
+    are exactly what they would be without it (its own random stream); CTC takes the empty
+    targets (the loss is then -log P(all blank))."""
+    import torch
+
+    from ctcasr.data import AudioDataset, Utterance, nonspeech
+    from ctcasr.train import ctc_loss
+
+    sr = 16000
+    items = []
+    for k in range(40):
+        x = (0.3 * np.sin(np.arange(8000 + 100 * k) * 0.07)).astype(np.float32)
+        sf.write(tmp_path / f"{k}.wav", x, sr)
+        items.append((Utterance(f"u{k}", str(tmp_path / f"{k}.wav"), len(x) / sr, "x"), [2, 3]))
+    base = {"noise_prob": 0.5, "noise_kinds": ["white", "speech"], "gain_db": [-3, 3]}
+    plain = AudioDataset(items, sr, base, seed=5)
+    zero = AudioDataset(items, sr, {**base, "nonspeech_prob": 0.0}, seed=5)
+    some = AudioDataset(items, sr, {**base, "nonspeech_prob": 0.3, "nonspeech_dbfs": [-60, -20]}, seed=5)
+    replaced = 0
+    for i in range(len(items)):
+        a, z, s = plain._item(i, 0.9), zero._item(i, 0.9), some._item(i, 0.9)
+        assert np.array_equal(a[0], z[0]) and a[1] == z[1] == [2, 3]
+        if s[1]:
+            assert np.array_equal(a[0], s[0]) and s[2] == f"u{i}"
+            continue
+        replaced += 1
+        assert s[2] == f"u{i}:nonspeech" and len(s[0]) == len(a[0]) and s[0].dtype == np.float32
+        rms_db = 20 * np.log10(np.sqrt(np.mean(np.square(s[0], dtype=np.float64))) + 1e-12)
+        assert -70 < rms_db <= -19.9  # a digital-silence stretch lowers the RMS of the whole
+        # nothing of the utterance's own signal is left in it
+        assert abs(np.corrcoef(s[0], a[0])[0, 1]) < 0.2
+    assert 5 <= replaced <= 20
+    # "speech" (babble of real utterances, which holds words) is never non-speech
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = nonspeech(4000, sr, rng, {"noise_kinds": ["speech"]})
+        assert len(y) == 4000 and np.isfinite(y).all() and np.abs(y).max() <= 1.0
+    lp = torch.log_softmax(torch.randn(1, 6, 4), -1)
+    loss = ctc_loss(lp, torch.tensor([6]), torch.zeros(0, dtype=torch.long), torch.tensor([0]))
+    assert torch.isclose(loss, -lp[0, :, 0].sum())
