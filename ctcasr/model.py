@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from .errors import ModelError
 from .frontend import FrontEnd
+from .schema import check_model_config
 from .tokenizer import Tokenizer
 
 FORMAT_VERSION = 1
@@ -41,7 +42,6 @@ DEFAULT_CONFIG = {
     "tokenizer": {"word_delimiter": " ", "lowercase": True, "strip_punctuation": True},
 }
 
-ENCODER_KINDS = ("blstm", "lstm", "rnn", "dnn")
 
 
 class Dropout(nn.Dropout):
@@ -241,10 +241,9 @@ class CTCModel(nn.Module):
     def __init__(self, config: dict, vocab_size: int):
         super().__init__()
         self.config = merge_config(DEFAULT_CONFIG, {k: v for k, v in config.items() if k != "format_version"})
+        check_model_config(self.config)
         fe = self.config["frontend"]
         enc = self.config["encoder"]
-        if enc["kind"] not in ENCODER_KINDS:
-            raise ModelError(f"unknown encoder kind {enc['kind']!r}; choose one of {', '.join(ENCODER_KINDS)}")
         self.frontend = FrontEnd(**fe)
         in_dim = fe["n_mels"] * fe["stack"]
         if enc["kind"] == "dnn":
@@ -384,6 +383,10 @@ def load_model_dir(model_dir, device="cpu"):
     if not isinstance(cfg.get("tokenizer") or {}, dict):
         raise ModelError(f"{d / 'config.yaml'}: tokenizer: expected a mapping of settings, "
                          f"found {type(cfg['tokenizer']).__name__}")
+    try:
+        check_model_config(merge_config(DEFAULT_CONFIG, {k: v for k, v in cfg.items() if k != "format_version"}))
+    except ConfigError as e:
+        raise ModelError(f"{d / 'config.yaml'}: {e}") from None
     tok_cfg = {**DEFAULT_CONFIG["tokenizer"], **(cfg.get("tokenizer") or {})}
     try:
         tokenizer = Tokenizer.load(d / "tokens.txt", **tok_cfg)

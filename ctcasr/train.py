@@ -43,6 +43,7 @@ from .decoding import GreedyDecoder
 from .errors import ConfigError, CTCASRError, DataError
 from .metrics import corpus_errors
 from .model import DEFAULT_CONFIG, CTCModel, load_config, merge_config, save_model_dir
+from .schema import check_model_config, check_train_config
 from .tokenizer import Tokenizer
 from .utils import atomic_open, atomic_torch_save, malloc_tuning, onednn_cache, pick_device, seed_everything
 
@@ -89,16 +90,9 @@ def load_train_config(path) -> tuple:
         if k not in DEFAULT_TRAIN:
             raise ConfigError(f"{path}: train: unknown key {k!r} (known: {', '.join(sorted(DEFAULT_TRAIN))})")
         train_cfg[k] = v
+    check_model_config(model_cfg, f"{path}: model")
+    check_train_config(train_cfg, f"{path}: train")
     check_augment_config(train_cfg["augment"] or {})
-    if train_cfg["amp"] not in AMP_MODES:
-        raise ConfigError(f"{path}: train: amp must be auto, bf16 or off, not {train_cfg['amp']!r}")
-    checks = [("accum_grad", 1), ("max_steps", 0), ("checkpoint_every_steps", 0), ("worker_nice", 0)]
-    if train_cfg["num_workers"] != "auto":
-        checks.append(("num_workers", 0))
-    for k, lo in checks:
-        v = train_cfg[k]
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ConfigError(f"{path}: train: {k} must be an integer >= {lo}, not {v!r}")
     return model_cfg, train_cfg
 
 

@@ -212,7 +212,7 @@ def test_unknown_config_keys_are_errors(tmp_path):
 
     with pytest.raises(ConfigError, match="hiden"):
         CTCModel({"encoder": {"hiden": 3}}, 5)
-    with pytest.raises(ModelError, match="unknown encoder kind"):
+    with pytest.raises(ConfigError, match="encoder.kind must be one of blstm, lstm, rnn, dnn, not 'transformer'"):
         CTCModel({"encoder": {"kind": "transformer"}}, 5)
 
 
@@ -351,3 +351,57 @@ def test_cpu_dropout_mask_statistics_gradient_and_seed():
     # bf16 activations keep their dtype; shapes of any rank
     z = Dropout(0.2).train()(torch.ones(3, 5, 7, dtype=torch.bfloat16))
     assert z.dtype == torch.bfloat16 and z.shape == (3, 5, 7)
+
+
+@pytest.mark.parametrize("yaml_text,where", [
+    ("train: {lr: abc}", "train.lr must be a number > 0, not 'abc'"),
+    ("train: {epochs: 2.5}", "train.epochs must be a whole number >= 1, not 2.5"),
+    ("train: {grad_clip: null}", "train.grad_clip"),
+    ("train: {num_workers: two}", "train.num_workers must be one of auto or a whole number"),
+    ("train: {augment: [1]}", "train.augment must be null or a mapping"),
+    ("train: {augment: {snr_db: 5}}", "train.augment.snr_db must be [low, high]"),
+    ("train: {augment: {speeds: []}}", "train.augment.speeds must be a non-empty list"),
+    ("train: {augment: {nonspeech_prob: 1.5}}", "train.augment.nonspeech_prob"),
+    ("model: {encoder: {hidden: big}}", "model.encoder.hidden must be a whole number >= 1, not 'big'"),
+    ("model: {encoder: {dropout: '0.1'}}", "model.encoder.dropout"),
+    ("model: {frontend: {n_mels: 80.5}}", "model.frontend.n_mels"),
+    ("model: {frontend: {vtlp: 0.9}}", "model.frontend.vtlp must be null or [low, high]"),
+    ("model: {frontend: {vtlp: [1.2, 0.8]}}", "model.frontend.vtlp"),
+    ("model: {frontend: {specaug: {freq_masks: -1}}}", "model.frontend.specaug.freq_masks"),
+    ("model: {tokenizer: {lowercase: 'no'}}", "model.tokenizer.lowercase must be true or false, not 'no'"),
+])
+def test_config_values_of_the_wrong_kind_name_file_and_key(tmp_path, yaml_text, where):
+    """A wrong value is refused when the config is read, naming file, key, what it must be
+    and what it was (it used to surface as a TypeError inside torch or a data worker, or,
+    for 'lowercase: no', be taken as true)."""
+    import re
+
+    from ctcasr.errors import ConfigError
+    from ctcasr.train import load_train_config
+
+    conf = tmp_path / "c.yaml"
+    conf.write_text(yaml_text + "\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{conf}: {where}")):
+        load_train_config(conf)
+
+
+def test_config_yaml_booleans_and_nulls_keep_working(tmp_path):
+    from ctcasr.train import load_train_config
+
+    conf = tmp_path / "c.yaml"
+    conf.write_text("model: {frontend: {vtlp: null, specaug:}, tokenizer: {word_delimiter: null}}\n"
+                    "train: {amp: off, num_workers: 0, augment: {speeds: [0.9, 1], snr_db: [-5, 20]}}\n")
+    model_cfg, train_cfg = load_train_config(conf)
+    assert train_cfg["amp"] is False and model_cfg["tokenizer"]["word_delimiter"] is None
+
+
+def test_model_dir_with_a_bad_value_is_a_model_error(tmp_path):
+    import shutil
+
+    from ctcasr.model import resolve_model_dir
+
+    d = tmp_path / "m"
+    shutil.copytree(resolve_model_dir("digits"), d)
+    (d / "config.yaml").write_text((d / "config.yaml").read_text().replace("lowercase: true", "lowercase: 'no'"))
+    with pytest.raises(ModelError, match="config.yaml: model.tokenizer.lowercase must be true or false"):
+        load_model_dir(d)
