@@ -232,7 +232,8 @@ def ctc_min_frames(ids) -> int:
     return len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)
 
 
-def prepare_utterances(utts, tokenizer, frames_for_seconds, max_duration: float = 60.0, min_duration: float = 0.05):
+def prepare_utterances(utts, tokenizer, frames_for_seconds, max_duration: float = 60.0, min_duration: float = 0.05,
+                       log_skips: bool = True):
     """Tokenize and filter; returns ``(kept [(Utterance, ids)], skipped Counter)``.
 
     ``frames_for_seconds(duration)`` gives the model's output frames for an utterance (the
@@ -265,7 +266,7 @@ def prepare_utterances(utts, tokenizer, frames_for_seconds, max_duration: float 
             examples.setdefault(reason, u.id)
             continue
         kept.append((u, ids))
-    for reason, count in skipped.items():
+    for reason, count in skipped.items() if log_skips else ():
         log.warning("skipped %d utterance(s): %s (e.g. %s)", count, reason, examples[reason])
     return kept, skipped
 

@@ -101,6 +101,23 @@ def build_tokenizer(model_cfg: dict, utts) -> Tokenizer:
     return Tokenizer.build((u.text for u in utts), **model_cfg["tokenizer"])
 
 
+def training_tokenizer(model_cfg: dict, train_cfg: dict, utts, manifest="training data", log_skips: bool = True) -> Tokenizer:
+    """The tokens of the transcripts training will use. Why not of every transcript: a
+    character seen only in utterances training skips (too long, transcript longer than the
+    audio allows) would be an output the model never learns to emit."""
+    tok = build_tokenizer(model_cfg, utts)
+    frames = _frames_fn(CTCModel(model_cfg, len(tok)), train_cfg["augment"])
+    kept, skipped = prepare_utterances(utts, tok, frames, max_duration=train_cfg["max_duration"], log_skips=log_skips)
+    if not kept:
+        raise DataError(f"{manifest}: every utterance was skipped ({dict(skipped)})")
+    kept_tok = build_tokenizer(model_cfg, [u for u, _ in kept])
+    if len(kept_tok) == len(tok):
+        return tok
+    log.info("left out of the tokens, only in skipped utterances: %s",
+             " ".join(map(repr, sorted(set(tok.tokens) - set(kept_tok.tokens)))))
+    return kept_tok
+
+
 @torch.no_grad()
 def compute_cmvn(model: CTCModel, utts, max_utts: int = 500, seed: int = 0) -> dict:
     """Global mean/std of the log-mel features over (a sample of) the training audio."""
@@ -155,17 +172,25 @@ def _cmvn_stats(fe, sample, max_utts: int) -> dict:
     return {"mean": mean.tolist(), "std": std.tolist(), "frames": n, "utterances": used}
 
 
+def _frames_fn(model, augment):
+    """seconds -> the model's output frames, at the fastest speed perturbation in
+    ``augment`` (which shortens the audio): what decides whether a transcript fits."""
+    speed = max((augment or {}).get("speeds") or [1.0])
+    sr = model.frontend.sample_rate
+    return lambda seconds: int(model.output_lengths(int(seconds / speed * sr)))
+
+
 def prepare(config_path, train_manifest, out_dir) -> dict:
     """Stage 1 of a recipe: tokens.txt and cmvn.json from the training data."""
     model_cfg, train_cfg = load_train_config(config_path)
     utts = read_manifest(train_manifest)
     if not utts:
         raise DataError(f"{train_manifest}: no utterances")
-    tok = build_tokenizer(model_cfg, utts)
+    tok = training_tokenizer(model_cfg, train_cfg, utts, train_manifest)
+    model = CTCModel(model_cfg, len(tok))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tok.save(out / "tokens.txt")
-    model = CTCModel(model_cfg, len(tok))
     stats = compute_cmvn(model, utts, train_cfg["cmvn_utterances"], train_cfg["seed"])
     with atomic_open(out / "cmvn.json") as f:
         json.dump(stats, f)
@@ -482,7 +507,8 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
 
     # Rank 0 writes tokens.txt and cmvn.json when missing; the others wait, then read them.
     if is_main and not (out / "tokens.txt").is_file():
-        build_tokenizer(model_cfg, train_utts).save(out / "tokens.txt")
+        # (the skips are logged below, where training filters its utterances)
+        training_tokenizer(model_cfg, cfg, train_utts, train_manifest, log_skips=False).save(out / "tokens.txt")
     _barrier()
     tok = Tokenizer.load(out / "tokens.txt", **model_cfg["tokenizer"])
     model = CTCModel(model_cfg, len(tok))
@@ -496,15 +522,10 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     model.to(dev)
 
     aug = cfg["augment"] or {}
-    max_speed = max(aug.get("speeds") or [1.0])
     sr = model.frontend.sample_rate
-
-    def frames(seconds, speed=1.0):
-        return int(model.output_lengths(int(seconds / speed * sr)))
-
     train_items, train_skipped = prepare_utterances(
-        train_utts, tok, lambda s: frames(s, max_speed), max_duration=cfg["max_duration"])
-    valid_items, valid_skipped = prepare_utterances(valid_utts, tok, frames, max_duration=cfg["max_duration"])
+        train_utts, tok, _frames_fn(model, aug), max_duration=cfg["max_duration"])
+    valid_items, valid_skipped = prepare_utterances(valid_utts, tok, _frames_fn(model, {}), max_duration=cfg["max_duration"])
     if not train_items:
         raise DataError(f"{train_manifest}: every utterance was skipped ({dict(train_skipped)})")
     if not valid_items:

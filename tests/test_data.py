@@ -477,3 +477,26 @@ def test_nonspeech_items_have_empty_transcripts_and_leave_other_draws_alone(tmp_
     lp = torch.log_softmax(torch.randn(1, 6, 4), -1)
     loss = ctc_loss(lp, torch.tensor([6]), torch.zeros(0, dtype=torch.long), torch.tensor([0]))
     assert torch.isclose(loss, -lp[0, :, 0].sum())
+
+
+def test_prepare_takes_tokens_only_from_transcripts_training_keeps(tmp_path, caplog):
+    """'z' occurs only in a transcript far longer than its audio allows, which training
+    skips: tokens.txt must not give the model an output it can never learn."""
+    import logging
+
+    from ctcasr.train import prepare
+
+    sr = 16000
+    lines = []
+    for k, (secs, text) in enumerate([(1.0, "ab ab"), (1.2, "ba"), (0.2, "zaz " * 20)]):
+        x = (0.2 * np.sin(np.arange(int(secs * sr)) * 0.05 * (k + 1))).astype(np.float32)
+        sf.write(tmp_path / f"{k}.wav", x, sr)
+        lines.append(json.dumps({"audio_filepath": f"{k}.wav", "duration": secs, "text": text}))
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    conf = tmp_path / "c.yaml"
+    conf.write_text("model: {encoder: {hidden: 8, layers: 1}}\ntrain: {augment: {speeds: [0.9, 1.1]}}\n")
+    with caplog.at_level(logging.INFO, logger="ctcasr"):
+        info = prepare(conf, tmp_path / "m.jsonl", tmp_path / "out")
+    tokens = (tmp_path / "out" / "tokens.txt").read_text().split("\n")
+    assert "z" not in tokens and {"a", "b"} <= set(tokens) and info["tokens"] == 4  # φ, space, a, b
+    assert "transcript longer than the audio allows" in caplog.text and "'z'" in caplog.text
