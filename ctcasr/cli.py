@@ -50,12 +50,14 @@ def cmd_train(a):
 
 
 def _collect_inputs(items):
-    """Expand FILE/DIR/MANIFEST arguments into (utterances, output names, errors).
+    """Expand FILE/DIR/MANIFEST arguments into (utterances, output names, ids, errors).
 
     A directory with a ``wav.scp`` is a Kaldi data dir; any other directory is searched
     recursively for audio files (by extension, sorted); ``*.json``/``*.jsonl`` files are
     manifests; anything else is an audio file. The output name (for --output-dir) is the
-    path relative to the directory given, the file's stem, or the utterance id.
+    path relative to the directory given, the file's stem, or the utterance id. ``ids``:
+    the utterance id of a manifest or Kaldi entry (several segments of one recording share
+    its path), None for an audio file; txt output's first column and json's "id".
     """
     from pathlib import Path
 
@@ -63,7 +65,7 @@ def _collect_inputs(items):
     from .data import Utterance, read_kaldi_dir, read_manifest
     from .errors import CTCASRError
 
-    utts, names, errors = [], [], []
+    utts, names, ids, errors = [], [], [], []
     for item in items:
         p = Path(item)
         try:
@@ -71,6 +73,7 @@ def _collect_inputs(items):
                 found = read_kaldi_dir(p)
                 utts += found
                 names += [u.id for u in found]
+                ids += [u.id for u in found]
             elif p.is_dir():
                 files = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file())
                 if not files:
@@ -78,13 +81,16 @@ def _collect_inputs(items):
                 for f in files:
                     utts.append(Utterance(str(f), str(f), 0.0, ""))
                     names.append(str(f.relative_to(p).with_suffix("")))
+                    ids.append(None)
             elif p.suffix.lower() in (".json", ".jsonl"):
                 found = read_manifest(p, require_text=False)
                 utts += found
                 names += [u.id for u in found]
+                ids += [u.id for u in found]
             else:
                 utts.append(Utterance(item, item, 0.0, ""))
                 names.append(p.stem or "audio")
+                ids.append(None)
         except CTCASRError as e:
             errors.append(e)
     seen: dict = {}
@@ -94,7 +100,7 @@ def _collect_inputs(items):
         seen[n] = k + 1
         if k:
             names[i] = f"{n}-{k + 1}"
-    return utts, names, errors
+    return utts, names, ids, errors
 
 
 def _parse_hotwords(specs):
@@ -117,7 +123,7 @@ def cmd_transcribe(a):
     from .transcribe import Transcriber
     from .utils import atomic_write_text
 
-    utts, names, errors = _collect_inputs(a.inputs)
+    utts, names, ids, errors = _collect_inputs(a.inputs)
     for e in errors:
         print(f"ctcasr: error: {e}", file=sys.stderr)
     if a.format in ("srt", "vtt") and not a.output_dir and len(utts) > 1:
@@ -149,11 +155,12 @@ def cmd_transcribe(a):
             return
         state["audio_s"] += r.duration_s
         if out_dir is not None:
-            atomic_write_text(out_dir / (names[i] + ext), render(r, a.format, u.audio_filepath, names[i], joiner))
+            atomic_write_text(out_dir / (names[i] + ext), render(r, a.format, u.audio_filepath, names[i], joiner,
+                                                                 utt_id=ids[i]))
         elif a.format == "txt":
-            print(f"{u.audio_filepath}\t{r.text}", flush=True)
+            print(f"{ids[i] or u.audio_filepath}\t{r.text}", flush=True)
         else:
-            sys.stdout.write(render(r, a.format, u.audio_filepath, names[i], joiner))
+            sys.stdout.write(render(r, a.format, u.audio_filepath, names[i], joiner, utt_id=ids[i]))
             sys.stdout.flush()
 
     def on_result(i, r):
@@ -277,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Transcribe audio of any length. Inputs: audio files, directories "
                        "(searched recursively for audio files), JSON-lines manifests and Kaldi data dirs. "
                        "Without --output-dir the transcripts go to stdout in input order (txt: PATH<TAB>TEXT "
-                       "a line; json: one JSON object a line; ctm: one word a line). Files that fail are "
+                       "a line, ID<TAB>TEXT for manifest and Kaldi entries; json: one JSON object a line, "
+                       "with the entry's id; ctm: one word a line). Files that fail are "
                        "reported on stderr and skipped; the exit status is 1 if any failed.")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file (wav, flac, ogg, mp3, ...), "
                    "directory, manifest (.json/.jsonl) or Kaldi data dir")

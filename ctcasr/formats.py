@@ -21,8 +21,10 @@ def to_txt(t) -> str:
     return t.text + "\n"
 
 
-def to_json(t, source: str | None = None, indent: int | None = None) -> str:
+def to_json(t, source: str | None = None, indent: int | None = None, utt_id: str | None = None) -> str:
     d = {}
+    if utt_id is not None:
+        d["id"] = utt_id
     if source is not None:
         d["audio_filepath"] = source
     d.update(text=t.text, duration_s=t.duration_s,
@@ -73,15 +75,17 @@ def to_ctm(t, utt_id: str, channel: str = "1") -> str:
                    for w in t.words)
 
 
-def render(t, fmt: str, source: str = "", utt_id: str = "", joiner: str = " ") -> str:
+def render(t, fmt: str, source: str = "", name: str = "", joiner: str = " ", utt_id: str | None = None) -> str:
+    """``name``: the output's name (CTM's utterance field when there is no ``utt_id``);
+    ``utt_id``: a manifest or Kaldi entry's id (json's "id")."""
     if fmt == "txt":
         return to_txt(t)
     if fmt == "json":
-        return to_json(t, source)
+        return to_json(t, source, utt_id=utt_id)
     if fmt == "srt":
         return to_srt(t, joiner)
     if fmt == "vtt":
         return to_vtt(t, joiner)
     if fmt == "ctm":
-        return to_ctm(t, utt_id or source)
+        return to_ctm(t, utt_id or name or source)
     raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")

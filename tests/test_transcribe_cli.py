@@ -210,6 +210,11 @@ def test_kaldi_segment_starting_at_zero_is_cut_to_its_end(tmp_path, capsys):
     assert main(["transcribe", "--model", "digits", str(kd), "--format", "json", "--decoder", "greedy", "-q"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["duration_s"] for r in rows] == [1.2, 1.0]
+    # Both segments are of one file: txt and json name them by segment id, not by path.
+    assert [r["id"] for r in rows] == ["s0", "s1"]
+    assert main(["transcribe", "--model", "digits", "--decoder", "greedy", "-q", str(kd), str(SAMPLES / name)]) == 0
+    keys = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
+    assert keys == ["s0", "s1", str(SAMPLES / name)]
 
 
 def test_manifest_segment_at_offset_zero_is_cut_to_its_duration(tmp_path, capsys):
