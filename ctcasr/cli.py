@@ -188,9 +188,16 @@ def cmd_transcribe(a):
 
 
 def _beam_options(a):
+    opts = {"beam_size": a.beam_size, "lm_weight": a.lm_weight, "word_score": a.word_score}
     if a.decoder == "greedy":
+        # Silently decoding greedy with "--lm-weight 0.8" given would hide the user's mistake.
+        given = [f"--{k.replace('_', '-')}" for k, v in opts.items() if v is not None]
+        given += ["--lm"] if a.lm not in ("default", "none") else []
+        if given:
+            raise ValueError(f"{', '.join(given)} {'is a beam search setting' if len(given) == 1 else 'are beam search settings'}: "
+                             f"drop --decoder greedy")
         return {}
-    return {"beam_size": a.beam_size, "lm": a.lm, "lm_weight": a.lm_weight, "word_score": a.word_score}
+    return {**opts, "lm": a.lm}
 
 
 def _add_decoder_args(s):

@@ -93,6 +93,8 @@ class Transcriber:
         """``model``: a model directory or shipped model name. ``decoder``: "greedy", "beam",
         or "auto" (beam search with the LM when there is one to use, else greedy: an LM is
         worth its cost; the shipped digits model's lm.arpa takes test WER from 3.1 % to 1.9 %).
+        Beam options given to "auto" choose beam search even without an LM; an
+        ``lm_weight`` without an LM is an error, and so is any beam option with "greedy".
         ``lm`` (beam decoder only): ``"default"`` uses the model directory's ``lm.arpa``
         when it has one, ``None`` or ``"none"`` decodes without LM, a path loads that ARPA
         file, an NGramLM is used as is. ``beam_size``, ``lm_weight`` and ``word_score``
@@ -103,17 +105,27 @@ class Transcriber:
 
         dev = pick_device(device)
         m, tok = load_model_dir(model, dev)
+        # Options given explicitly ask for beam search: "auto" without an LM would otherwise
+        # have dropped a beam size or word score without a word.
+        explicit = {k for k, v in decoder_options.items() if v is not None}
         if decoder in ("beam", "auto"):
             mdir = resolve_model_dir(model)
             decoder_options["lm"] = _resolve_lm(lm, mdir)
+            if decoder_options["lm"] is None and "lm_weight" in explicit:
+                raise CTCASRError(f"an LM weight was given, but there is no LM to weigh ({mdir} has no lm.arpa "
+                                  f"and no other LM was named)" if lm == "default" else
+                                  "an LM weight was given, but the LM is switched off")
             # Options not given (or given as None) come from the model directory's
             # decode.yaml (written by `ctcasr tune-lm`), else the built-in defaults.
             for k, v in read_decode_defaults(mdir).items():
                 if decoder_options.get(k) is None:
                     decoder_options[k] = v
             if decoder == "auto":
-                decoder = "beam" if decoder_options["lm"] is not None else "greedy"
+                decoder = "beam" if decoder_options["lm"] is not None or explicit else "greedy"
         if decoder == "greedy":
+            if explicit or lm not in ("default", None, "none"):
+                given = sorted(explicit) + ([] if lm in ("default", None, "none") else ["lm"])
+                raise CTCASRError(f"{', '.join(given)}: beam search settings, but the decoder is greedy")
             decoder_options = {}
         return cls(m, tok, dev, decoder=decoder, **decoder_options)
 

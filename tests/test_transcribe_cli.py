@@ -238,3 +238,30 @@ def test_hotwords_are_taken_in_the_models_text_form(capsys):
     assert main(["transcribe", "--model", "digits", str(SAMPLES / name), "--hotword", "ONE:2", "-q"]) == 0
     assert main(["transcribe", "--model", "digits", str(SAMPLES / name), "--hotword", "!!", "-q"]) == 1
     assert "empty after the model's text normalisation" in capsys.readouterr().err
+
+
+def test_beam_settings_with_greedy_or_without_lm_are_errors_not_ignored(tmp_path, capsys):
+    """--lm-weight with --decoder greedy used to be dropped without a word; an LM weight
+    with the LM off too. A beam size given to --decoder auto means beam search even where
+    the model has no LM (it used to decode greedy)."""
+    import shutil
+
+    from ctcasr.model import resolve_model_dir
+    from ctcasr.transcribe import Transcriber
+
+    wav = str(SAMPLES / sorted(_samples())[0])
+    for extra in (["--lm-weight", "0.8"], ["--beam-size", "8"], ["--lm", str(tmp_path / "x.arpa")]):
+        assert main(["transcribe", "--model", "digits", "--decoder", "greedy", *extra, wav]) == 1
+        err = capsys.readouterr().err
+        assert extra[0] in err and "drop --decoder greedy" in err and "Traceback" not in err
+    assert main(["transcribe", "--model", "digits", "--lm", "none", "--lm-weight", "0.8", wav]) == 1
+    assert "the LM is switched off" in capsys.readouterr().err
+    nolm = tmp_path / "nolm"
+    shutil.copytree(resolve_model_dir("digits"), nolm)
+    (nolm / "lm.arpa").unlink()
+    from ctcasr.decoding import BeamSearchDecoder, GreedyDecoder
+
+    assert isinstance(Transcriber.load(nolm, device="cpu").decoder, GreedyDecoder)
+    assert isinstance(Transcriber.load(nolm, device="cpu", beam_size=8).decoder, BeamSearchDecoder)
+    assert main(["transcribe", "--model", str(nolm), "--lm-weight", "0.8", wav]) == 1
+    assert "no LM to weigh" in capsys.readouterr().err
