@@ -194,8 +194,8 @@ def _beam_options(a):
         given = [f"--{k.replace('_', '-')}" for k, v in opts.items() if v is not None]
         given += ["--lm"] if a.lm not in ("default", "none") else []
         if given:
-            raise ValueError(f"{', '.join(given)} {'is a beam search setting' if len(given) == 1 else 'are beam search settings'}: "
-                             f"drop --decoder greedy")
+            what = "is a beam search setting" if len(given) == 1 else "are beam search settings"
+            raise ValueError(f"{', '.join(given)} {what}: drop --decoder greedy")
         return {}
     return {**opts, "lm": a.lm}
 
