@@ -471,3 +471,25 @@ def test_decoding_package_imports_numpy_only():
             "bad = [m for m in ('torch', 'torchaudio') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_n_best_gives_each_transcript_once_and_hypotheses_hash():
+    """"a b" and "a b " (a trailing delimiter) are two CTC labellings of one transcript;
+    the n-best list used to hold both. Now each text once, with its best labelling; and a
+    Hypothesis can go into a set."""
+    tokens = ["φ", " ", "a", "b"]
+    p = np.array([
+        [0.05, 0.05, 0.85, 0.05],
+        [0.50, 0.45, 0.03, 0.02],
+        [0.05, 0.05, 0.05, 0.85],
+        [0.55, 0.40, 0.03, 0.02],
+        [0.50, 0.30, 0.10, 0.10],
+    ])
+    dec = BeamSearchDecoder(tokens, blank=0, beam_size=16, word_delimiter=" ", prune_logp=-50.0, token_min_logp=-50.0)
+    nb = dec(np.log(p), n_best=4)
+    # The most probable labellings are "ab ", "a b ", "ab", "a b" (exact sums): two texts.
+    assert [h.text for h in nb[:2]] == ["ab", "a b"] and nb[0].tokens == (2, 3, 1)
+    texts = [h.text for h in nb]
+    assert len(texts) == len(set(texts)) == 4
+    assert all(a.score >= b.score for a, b in zip(nb, nb[1:]))
+    assert len(set(nb)) == 4 and nb[0] in {nb[0]} and hash(nb[0]) == hash(dec(np.log(p))[0])

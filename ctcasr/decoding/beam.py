@@ -629,7 +629,7 @@ class BeamSearchDecoder:
         h = Hypothesis(tokens=labels, text=join_text(labels, self.tokens, self.word_delimiter),
                        timesteps=tuple(frames), words=split_words(labels, frames, self.tokens, self.word_delimiter),
                        score=lp_g, am_score=lp_g, lm_score=0.0)
-        return ([h] + [x for x in hyps if x.tokens != labels])[:n_best]
+        return ([h] + [x for x in hyps if x.text != h.text])[:n_best]
 
 
 def ctc_forward(log_probs: np.ndarray, labels, blank: int = 0) -> float:
@@ -1069,10 +1069,12 @@ class BeamSearchStream:
             eos, _ = d._lm_batch(lmk + (d.lm.eos_id + 1))
             score = score + d.lm_weight * eos
             raw = raw + eos
-        order = np.argsort(-score, kind="stable")[:n_best]
+        order = np.argsort(-score, kind="stable")
         n_parent, n_tok, n_frame = (a.tolist() for a in self._nodes())
-        out = []
+        out, texts = [], set()
         for k in order.tolist():
+            if len(out) == n_best:
+                break
             toks, frames = [], []
             n = int(N[_NODE, k])
             while n >= 0:
@@ -1081,9 +1083,16 @@ class BeamSearchStream:
                 n = n_parent[n]
             toks.reverse()
             frames.reverse()
+            text = join_text(toks, d.tokens, d.word_delimiter)
+            if text in texts:
+                # Labellings that differ only in where word delimiters stand ("one two" and
+                # "one two " are two CTC labellings) are one transcript: the n-best list
+                # gives each transcript once, with its best-scoring labelling.
+                continue
+            texts.add(text)
             out.append(Hypothesis(
                 tokens=tuple(toks),
-                text=join_text(toks, d.tokens, d.word_delimiter),
+                text=text,
                 timesteps=tuple(frames),
                 words=split_words(toks, frames, d.tokens, d.word_delimiter),
                 score=float(score[k]),

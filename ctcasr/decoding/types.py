@@ -49,6 +49,12 @@ class Hypothesis:
     am_score: float = 0.0
     lm_score: float = 0.0
 
+    def __hash__(self):
+        # Hashable like the frozen dataclass it is (sets, dict keys), although ``words`` is
+        # a list (kept a list: code compares it with lists).
+        return hash((self.tokens, self.text, self.timesteps, tuple(map(tuple, self.words)), self.score,
+                     self.am_score, self.lm_score))
+
 
 INPUT_TYPES = ("auto", "log_probs", "probs", "logits")
 AUTO_ATOL = 0.02  # how far from normalised a row may be for input_type="auto"
