@@ -480,21 +480,23 @@ def check_augment_config(cfg: dict) -> dict:
 
 def nonspeech(n: int, sr: int, rng, cfg: dict, bank=None) -> np.ndarray:
     """``n`` samples without speech, for a training item whose transcript is empty
-    (``augment.nonspeech_prob``): coloured noise or synthetic babble (the ``noise_kinds``
-    other than "speech", which is made of real utterances and so holds words) or mains hum
-    (50/60 Hz and harmonics), at an RMS level drawn from ``nonspeech_dbfs`` (default
+    (``augment.nonspeech_prob``): white, pink or brown noise (those of ``noise_kinds``,
+    else all three) or mains hum (50/60 Hz and harmonics), at an RMS level drawn from ``nonspeech_dbfs`` (default
     -75...-15 dBFS); in a quarter of them a stretch of 20-60 % is digital silence.
 
     Why: a model trained only on transcribed speech has never been asked to write nothing.
-    With per-utterance mean normalisation any input, however quiet, reaches the encoder at
-    speech-like levels, and the shipped digits model wrote strings of digits for 4 s of
+    The front end's gain normalisation (and per-utterance mean normalisation) brings any
+    input, however quiet, to speech-like levels, and the shipped digits model wrote strings of digits for 4 s of
     white noise at -40 dBFS, brown noise at -20 or a 50 Hz hum. Kaldi and ESPnet recipes
     get such examples from the silences and noise segments of real corpora; TTS corpora
     have none."""
     from . import synth
 
-    kinds = [k for k in cfg.get("noise_kinds", synth.NOISE_KINDS) if k != "speech"] or list(synth.NOISE_KINDS)
-    kind = str(rng.choice(kinds + ["hum"]))
+    # Stationary noise only: babble (synthetic harmonic talkers, or "speech" made of real
+    # utterances) sounds like voices, and a model taught to write nothing for voices may
+    # drop the words of an unfamiliar real one.
+    kinds = [k for k in cfg.get("noise_kinds", synth.NOISE_KINDS) if k in ("white", "pink", "brown")]
+    kind = str(rng.choice((kinds or ["white", "pink", "brown"]) + ["hum"]))
     if kind == "hum":
         t = np.arange(n) / sr
         f0 = float(rng.choice([50.0, 60.0])) * float(rng.uniform(0.99, 1.01))
