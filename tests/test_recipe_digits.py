@@ -50,6 +50,7 @@ def test_digits_recipe_stages_0_to_3_at_toy_size(tmp_path):
     for f in ("model.pt", "tokens.txt", "config.yaml", "lm.arpa", "test_greedy.txt", "test_beam_lm.txt"):
         assert (tmp_path / "exp" / f).is_file(), f
     assert (tmp_path / "exp" / "test_beam_lm.txt").read_text().startswith("WER ")
+    assert "non-speech clips, model alone (silence gate off): 46 clips" in r.stdout
     voices = {json.loads(line)["voice"] for line in open(tmp_path / "data" / "train.jsonl")}
     assert any(v.startswith("espeak:") for v in voices)
     assert any(v in json.loads((RECIPE / "conf" / "respell.json").read_text()) for v in voices)

@@ -18,7 +18,7 @@
 #   1  tokens.txt and global CMVN statistics (ctcasr prepare)
 #   2  training (ctcasr train; conf/blstm.yaml)
 #   3  word 2-gram LM from the training texts; test WER/CER with S/D/I, greedy and
-#      beam search + LM (ctcasr evaluate)
+#      beam search + LM (ctcasr evaluate); words written for 46 clips without speech
 #   4  with --ship true: copy the model (with its LM) into <repo>/data/models/digits and
 #      regenerate data/samples/digits
 set -euo pipefail
@@ -119,6 +119,8 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     [ $part = test_a ] && echo "   of which KED + AWB voices:" || echo "   of which held-out espeak-ng variants:"
     ctcasr evaluate --model $exp --data $data/$part.jsonl --decoder beam --beam-size 16 | sed 's/^/   /'
   done
+  # Audio without speech (sox-made noise, hum, tones) should give no words at all.
+  python local/nonspeech_check.py --model $exp | tee $exp/test_nonspeech.txt
   echo "recipe time ${SECONDS}s"
 fi
 
