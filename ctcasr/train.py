@@ -42,6 +42,7 @@ from .data import AudioDataset, BucketBatchSampler, check_augment_config, collat
 from .decoding import GreedyDecoder
 from .errors import ConfigError, CTCASRError, DataError
 from .metrics import corpus_errors
+from .frontend import FrontEnd
 from .model import DEFAULT_CONFIG, CTCModel, load_config, merge_config, save_model_dir
 from .schema import check_model_config, check_train_config
 from .tokenizer import Tokenizer
@@ -106,7 +107,8 @@ def training_tokenizer(model_cfg: dict, train_cfg: dict, utts, manifest="trainin
     character seen only in utterances training skips (too long, transcript longer than the
     audio allows) would be an output the model never learns to emit."""
     tok = build_tokenizer(model_cfg, utts)
-    frames = _frames_fn(CTCModel(model_cfg, len(tok)), train_cfg["augment"])
+    # (a front end alone: building a model would draw its initial weights from torch's RNG)
+    frames = _frames_fn(FrontEnd(**model_cfg["frontend"]), train_cfg["augment"])
     kept, skipped = prepare_utterances(utts, tok, frames, max_duration=train_cfg["max_duration"], log_skips=log_skips)
     if not kept:
         raise DataError(f"{manifest}: every utterance was skipped ({dict(skipped)})")
@@ -172,12 +174,12 @@ def _cmvn_stats(fe, sample, max_utts: int) -> dict:
     return {"mean": mean.tolist(), "std": std.tolist(), "frames": n, "utterances": used}
 
 
-def _frames_fn(model, augment):
+def _frames_fn(frontend, augment):
     """seconds -> the model's output frames, at the fastest speed perturbation in
     ``augment`` (which shortens the audio): what decides whether a transcript fits."""
     speed = max((augment or {}).get("speeds") or [1.0])
-    sr = model.frontend.sample_rate
-    return lambda seconds: int(model.output_lengths(int(seconds / speed * sr)))
+    sr = frontend.sample_rate
+    return lambda seconds: int(frontend.output_lengths(int(seconds / speed * sr)))
 
 
 def prepare(config_path, train_manifest, out_dir) -> dict:
@@ -524,8 +526,9 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     aug = cfg["augment"] or {}
     sr = model.frontend.sample_rate
     train_items, train_skipped = prepare_utterances(
-        train_utts, tok, _frames_fn(model, aug), max_duration=cfg["max_duration"])
-    valid_items, valid_skipped = prepare_utterances(valid_utts, tok, _frames_fn(model, {}), max_duration=cfg["max_duration"])
+        train_utts, tok, _frames_fn(model.frontend, aug), max_duration=cfg["max_duration"])
+    valid_items, valid_skipped = prepare_utterances(valid_utts, tok, _frames_fn(model.frontend, {}),
+                                                    max_duration=cfg["max_duration"])
     if not train_items:
         raise DataError(f"{train_manifest}: every utterance was skipped ({dict(train_skipped)})")
     if not valid_items:
