@@ -448,7 +448,8 @@ BAD_MODELS = [
     ("unknown config key", _edit_config(decoder={"beam": 3}), "config.yaml", ["unknown key 'decoder'"]),
     ("encoder a list", _edit_config(encoder=[1, 2]), "config.yaml", ["config.encoder: expected a mapping"]),
     ("tokenizer a list", _edit_config(tokenizer=["x"]), "config.yaml", ["tokenizer: expected a mapping"]),
-    ("hidden size a word", _edit_config(**{"encoder.hidden": "big"}), "config.yaml", ["model.encoder.hidden must be a whole number >= 1, not 'big'"]),
+    ("hidden size a word", _edit_config(**{"encoder.hidden": "big"}), "config.yaml",
+     ["model.encoder.hidden must be a whole number >= 1, not 'big'"]),
     ("config not YAML", lambda d: (d / "config.yaml").write_text("a: [\n"), "config.yaml", ["not valid YAML"]),
     ("config a scalar", lambda d: (d / "config.yaml").write_text("hello\n"), "config.yaml", ["expected a mapping"]),
     ("config with a python tag", lambda d: (d / "config.yaml").write_text(
