@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .errors import AudioError, DataError
+from .schema import AUGMENT
 
 log = logging.getLogger(__name__)
 
@@ -414,9 +415,7 @@ class AudioDataset:
         return draw
 
 
-AUGMENT_KEYS = {"speeds", "reverb_prob", "rt60", "noise_prob", "noise_kinds", "snr_db", "babble_talkers",
-                "telephone_prob", "gain_db", "concat_prob", "concat_pause_s", "edge_trim_prob", "noise_bank",
-                "nonspeech_prob", "nonspeech_dbfs"}
+AUGMENT_KEYS = set(AUGMENT)  # the keys ctcasr.schema has a rule for
 
 
 class NoiseBank:
@@ -481,13 +480,15 @@ def check_augment_config(cfg: dict) -> dict:
 def nonspeech(n: int, sr: int, rng, cfg: dict, bank=None) -> np.ndarray:
     """``n`` samples without speech, for a training item whose transcript is empty
     (``augment.nonspeech_prob``): white, pink or brown noise (those of ``noise_kinds``,
-    else all three) or mains hum (50/60 Hz and harmonics), at an RMS level drawn from ``nonspeech_dbfs`` (default
-    -75...-15 dBFS); in a quarter of them a stretch of 20-60 % is digital silence.
+    else all three) or mains hum (50/60 Hz and harmonics), at an RMS level drawn from
+    ``nonspeech_dbfs`` (default -75...-15 dBFS); in a quarter of them a stretch of 20-60 %
+    is digital silence.
 
     Why: a model trained only on transcribed speech has never been asked to write nothing.
     The front end's gain normalisation (and per-utterance mean normalisation) brings any
-    input, however quiet, to speech-like levels, and the shipped digits model wrote strings of digits for 4 s of
-    white noise at -40 dBFS, brown noise at -20 or a 50 Hz hum. Kaldi and ESPnet recipes
+    input, however quiet, to speech-like levels, and the digits model shipped until
+    2026-11-27 wrote strings of digits for 4 s of white noise at -40 dBFS, brown noise at
+    -20 or a 50 Hz hum. Kaldi and ESPnet recipes
     get such examples from the silences and noise segments of real corpora; TTS corpora
     have none."""
     from . import synth

@@ -43,7 +43,6 @@ DEFAULT_CONFIG = {
 }
 
 
-
 class Dropout(nn.Dropout):
     """``nn.Dropout`` with a cheaper mask on CPU; on other devices it is ``nn.Dropout``.
 

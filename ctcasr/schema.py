@@ -91,8 +91,8 @@ ENCODER = {"kind": choice(*ENCODER_KINDS), "hidden": integer(1), "layers": integ
 TOKENIZER = {"word_delimiter": optional(STRING), "lowercase": BOOL, "strip_punctuation": BOOL}
 
 # YAML reads on/off/yes/no as booleans, and an empty value as null: all mean what they say.
-AMP = Rule("auto, bf16 or off", lambda v: (isinstance(v, (bool, str)) or v is None)
-           and v in (True, False, None, "auto", "on", "off", "none", "bf16"))
+AMP_MODES = (True, False, None, "auto", "on", "off", "none", "bf16")
+AMP = Rule("auto, bf16 or off", lambda v: (isinstance(v, (bool, str)) or v is None) and v in AMP_MODES)
 TRAIN = {
     "epochs": integer(1), "lr": POSITIVE, "weight_decay": number(0), "warmup_steps": integer(0),
     "min_lr_ratio": PROB, "batch_seconds": POSITIVE, "max_batch_size": integer(1),

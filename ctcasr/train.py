@@ -44,7 +44,7 @@ from .errors import ConfigError, CTCASRError, DataError
 from .metrics import corpus_errors
 from .frontend import FrontEnd
 from .model import DEFAULT_CONFIG, CTCModel, load_config, merge_config, save_model_dir
-from .schema import check_model_config, check_train_config
+from .schema import AMP_MODES, check_model_config, check_train_config
 from .tokenizer import Tokenizer
 from .utils import atomic_open, atomic_torch_save, malloc_tuning, onednn_cache, pick_device, seed_everything
 
@@ -278,8 +278,6 @@ def _cpu_bf16_supported() -> bool:
         return False
 
 
-# train.amp values (YAML reads on/off as booleans).
-AMP_MODES = (True, False, None, "auto", "on", "off", "none", "bf16")
 
 
 def _amp_settings(device, mode):
