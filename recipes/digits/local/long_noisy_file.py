@@ -8,7 +8,6 @@ each transcribed as one file the way `ctcasr transcribe` does (windows, beam + L
 """
 
 import argparse
-import json
 import subprocess
 import tempfile
 from pathlib import Path
