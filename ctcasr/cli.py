@@ -141,6 +141,7 @@ def cmd_transcribe(a):
         if not a.silence_dbfs <= 0:  # (NaN fails too)
             raise ValueError(f"--silence-dbfs must be a level <= 0 dBFS (or -inf), got {a.silence_dbfs}")
         asr.silence_dbfs = a.silence_dbfs
+    asr.edge_quiet_s = a.edge_quiet
     joiner = " " if asr.tokenizer.word_delimiter is not None else ""
     ext = {"txt": ".txt", "json": ".json", "srt": ".srt", "vtt": ".vtt", "ctm": ".ctm"}[a.format]
     out_dir = Path(a.output_dir) if a.output_dir else None
@@ -215,11 +216,30 @@ def _add_decoder_args(s):
                    "(default: the model's decode.yaml, else 1.0)")
 
 
+def _edge_quiet(v: str):
+    if v.strip().lower() in ("all", "none", "off"):
+        return None
+    try:
+        f = float(v)
+    except ValueError:
+        f = float("nan")
+    if not 0 <= f < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be seconds >= 0 or 'all', not {v!r}")
+    return f
+
+
+def _add_edge_quiet_arg(s):
+    s.add_argument("--edge-quiet", type=_edge_quiet, default=0.3, metavar="SECONDS",
+                   help="seconds of quiet kept before the first and after the last loud frame of each input "
+                   "(or window of a long file); the rest does not reach the model, whose level and mean "
+                   "normalisation it would shift (default 0.3; 'all' keeps everything)")
+
+
 def cmd_evaluate(a):
     from .train import evaluate
 
     r = evaluate(a.model, a.data, device=a.device, decoder=a.decoder, progress=sys.stderr.isatty(),
-                 **_beam_options(a))
+                 edge_quiet_s=a.edge_quiet, **_beam_options(a))
     if a.details:
         for uid, ref, hyp in zip(r["ids"], r["refs"], r["hyps"]):
             if ref != hyp:
@@ -310,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--silence-dbfs", type=float, default=None, metavar="DB",
                    help="audio (or a window of a long file) whose loudest 100 ms is below this level gives "
                    "no words (default -50; --silence-dbfs=-inf decodes everything)")
+    _add_edge_quiet_arg(s)
     s.set_defaults(func=cmd_transcribe)
 
     s = sub.add_parser("evaluate", help="WER/CER of a model on a manifest",
@@ -320,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     _add_decoder_args(s)
     s.add_argument("--details", action="store_true", help="print REF/HYP for every utterance with errors")
+    _add_edge_quiet_arg(s)
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("synth", help="synthesize a speech corpus with Debian TTS voices",

@@ -315,7 +315,7 @@ class AudioDataset:
     def __getitem__(self, i):
         return self._item(i)
 
-    def _item(self, i, speed=None):
+    def _item(self, i, speed=None, pad=None):
         u, ids = self.items[i]
         try:
             x = self._load(u)
@@ -329,12 +329,14 @@ class AudioDataset:
             if r is not None and r.random() < p:
                 n = int(round(len(x) / (speed or 1.0)))  # the length speed perturbation would give
                 return nonspeech(n, self.sample_rate, r, self.augment, self._noise_bank()), [], f"{u.id}:nonspeech"
-            x = self._augment(x, i, np.random.default_rng((self.seed, self.epoch, i)), speed)
+            x = self._augment(x, i, np.random.default_rng((self.seed, self.epoch, i)), speed, pad)
         return x, ids, u.id
 
-    def _augment(self, x, i, rng, speed=None):
+    def _augment(self, x, i, rng, speed=None, pad=None):
         if rng.random() < self.augment.get("edge_trim_prob", 0.0):
             x = trim_edges(x, rng)
+        if pad is not None:
+            x = pad_quiet(x, pad, self.sample_rate, np.random.default_rng((self.seed, self.epoch, i, 5)))
         return apply_augmentation(x, self.sample_rate, self.augment, rng, others=self._other_speech(i, rng),
                                   bank=self._noise_bank(), speed=speed)
 
@@ -381,8 +383,16 @@ class AudioDataset:
         # item at 0.9, ~10 % of the frames the BiLSTM runs over being padding. Each
         # utterance still meets every factor over the epochs.
         speed = float(rng.choice(self.augment.get("speeds") or [1.0]))
+        pad = None
+        if self.augment.get("pad_prob", 0.0):
+            # Its own stream, so that switching it on leaves every other draw as it was; one
+            # pair of lengths per batch, so that the batch pads no item to another's length.
+            r = np.random.default_rng((self.seed, self.epoch, indices[0] if indices else 0, len(indices), 5))
+            if r.random() < self.augment["pad_prob"]:
+                lo, hi = self.augment.get("pad_s", (0.3, 1.5))
+                pad = (float(r.uniform(lo, hi)), float(r.uniform(lo, hi)))
         if not joined:
-            return [self._item(i, speed) for i in indices]
+            return [self._item(i, speed, pad) for i in indices]
         lo, hi = self.augment.get("concat_pause_s", (0.15, 1.0))
         gap = np.zeros(int(rng.uniform(lo, hi) * self.sample_rate), np.float32)
         out = []
@@ -395,10 +405,10 @@ class AudioDataset:
                 out += [self._item(a, speed), self._item(b, speed)]  # the unreadable one is logged and dropped there
                 continue
             r = np.random.default_rng((self.seed, self.epoch, a, b))
-            x = self._augment(np.concatenate([xa, gap, xb]), a, r, speed)
+            x = self._augment(np.concatenate([xa, gap, xb]), a, r, speed, pad)
             out.append((x, list(ia) + self.join_ids + list(ib), f"{ua.id}+{ub.id}"))
         if len(indices) % 2:
-            out.append(self._item(indices[-1], speed))
+            out.append(self._item(indices[-1], speed, pad))
         return out
 
     def _other_speech(self, i, rng):
@@ -460,6 +470,35 @@ def trim_edges(x, rng, threshold: float = 0.01):
     start = int(rng.integers(0, loud[0] + 1))
     end = len(x) - int(rng.integers(0, len(x) - loud[-1]))
     return x[start:end]
+
+
+def pad_quiet(x, pad, sr: int, rng) -> np.ndarray:
+    """``x`` with ``pad = (lead_s, trail_s)`` seconds of quiet before and after it
+    (``augment.pad_prob``, ``pad_s``): digital silence, or white or pink noise at -90 to
+    -50 dBFS RMS, each side drawn on its own. It is added before the other waveform
+    augmentations, so noise and reverberation drawn for the item cover it too.
+
+    Why: a recording holds far more silence around the speech than a TTS sentence does
+    (someone presses record, pauses, speaks, pauses), and gain normalisation and the
+    utterance mean see it. The digits model shipped on 2026-11-27, never trained on it,
+    went from 2.1 to 7.4 % WER on clean test utterances with 1.5 s of digital silence
+    before and after each, and from 4.8 to 28.8 % on noisy ones (their noise then starts
+    and stops with the speech)."""
+    from . import synth
+
+    parts = []
+    for sec in pad:
+        n = int(round(sec * sr))
+        if rng.random() < 0.5:
+            y = np.zeros(n, np.float32)
+        else:
+            y = synth.make_noise(str(rng.choice(["white", "pink"])), n, rng, sr).astype(np.float64)
+            rms = float(np.sqrt(np.mean(np.square(y)))) if n else 0.0
+            y = (y * (10 ** (rng.uniform(-90.0, -50.0) / 20) / rms if rms > 0 else y)).astype(np.float32)
+        parts.append(y)
+    return np.concatenate([parts[0], np.asarray(x, np.float32), parts[1]])
+
+
 AUGMENT_NOISE_KINDS = ("white", "pink", "brown", "babble", "speech")
 
 

@@ -98,7 +98,6 @@ def _build_graph_module(model, stft: str):
     import torch
     from torch import nn
 
-    from .frontend import active_frames
     from .model import DNNEncoder
 
     fe = model.frontend
@@ -110,7 +109,6 @@ def _build_graph_module(model, stft: str):
             self.head = model.head
             self.n_fft, self.hop, self.stack = fe.n_fft, fe.hop, fe.stack
             self.gain_norm, self.utterance_cmn = fe.gain_norm, fe.utterance_cmn
-            self.active_stats = fe.active_stats
             self.use_dft = stft == "dft"
             self.dnn_context = model.encoder.context if isinstance(model.encoder, DNNEncoder) else None
             window = fe.mel.spectrogram.window.detach().float()
@@ -139,13 +137,8 @@ def _build_graph_module(model, stft: str):
             n_samples = torch._shape_as_tensor(x)[1]
             sample_idx = torch.arange(n_samples)
             x = x * (sample_idx[None, :] < lengths[:, None]).to(x.dtype)
-            flen = torch.clamp((lengths - self.n_fft) // self.hop + 1, min=1)
-            active = active_frames(x, flen, self.n_fft, self.hop) if self.active_stats else None
             if self.gain_norm:
-                if active is None:
-                    power = (x * x).sum(1) / lengths.clamp(min=1).to(x.dtype)
-                else:
-                    power = (active[0] * active[1]).sum(1) / active[1].sum(1).clamp(min=1).to(x.dtype)
+                power = (x * x).sum(1) / lengths.clamp(min=1).to(x.dtype)
                 x = x * (0.1 / power.sqrt().clamp(min=1e-3))[:, None]
             # FrontEnd pads inputs shorter than n_fft up to n_fft (one frame). Padding every
             # input by n_fft and then keeping the first n_frames frames gives the same frames
@@ -162,11 +155,11 @@ def _build_graph_module(model, stft: str):
                 power = spec.abs().pow(2.0)
             power = power.index_select(2, torch.arange(n_frames))
             feats = torch.log(torch.matmul(power.transpose(1, 2), self.mel_fb) + 1e-4)  # [B, T, n_mels]
+            flen = torch.clamp((lengths - self.n_fft) // self.hop + 1, min=1)
             frame_idx = torch.arange(n_frames)
             valid = (frame_idx[None, :] < flen[:, None])[..., None].to(feats.dtype)
             if self.utterance_cmn:
-                w = valid if active is None else active[1].index_select(1, frame_idx)[..., None].to(feats.dtype)
-                feats = feats - (feats * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1)
+                feats = feats - (feats * valid).sum(1, keepdim=True) / flen.clamp(min=1).to(feats.dtype)[:, None, None]
             feats = (feats - self.cmvn_mean) * self.cmvn_istd * valid
             # Stacking: zero-pad k-1 frames, keep ceil(T/k)*k of them, fold k frames into one.
             k = self.stack

@@ -24,33 +24,6 @@ import torch
 import torch.nn as nn
 
 
-ACTIVE_RANGE_DB = 30.0
-
-
-def active_frames(x: torch.Tensor, frame_lengths: torch.Tensor, n_fft: int, hop: int, range_db: float = ACTIVE_RANGE_DB):
-    """Mean-square power of each fbank frame of ``x`` [B, N] (the same samples as the STFT's
-    frames: ``n_fft`` long, ``hop`` apart) and which frames are *active*: within
-    ``range_db`` of the utterance's loudest frame (every valid frame when the input is all
-    zeros). Returns ``(power [B, T'], active [B, T'] bool)`` with T' at least the STFT's
-    frame count (``x`` is zero-padded by ``n_fft`` first, so any length works in a traced
-    graph too); frames past ``frame_lengths`` are inactive.
-
-    Why (``frontend.active_stats``): gain normalisation and the utterance mean of
-    ``utterance_cmn`` over *all* frames move with the share of silence in the input. With
-    1.5 s of digital silence or -70 dBFS room tone before and after a test utterance, the
-    digits model shipped on 2026-11-27 went from 2.1 to 7.4 % WER on clean and from 4.8 to
-    28.8 % on noisy utterances: the pauses pulled the mean log-mel towards the floor and
-    lowered the RMS, so every speech frame came out shifted. Statistics of the loud frames
-    are the same whatever length of quiet surrounds them (the idea of ITU-T P.56's active
-    speech level and of speech-only CMN)."""
-    x = nn.functional.pad(x, (0, n_fft))
-    power = nn.functional.avg_pool1d((x * x)[:, None, :], n_fft, hop)[:, 0]
-    valid = torch.arange(power.shape[1], device=x.device)[None, :] < frame_lengths[:, None]
-    power = power * valid
-    peak = power.amax(1, keepdim=True)
-    return power, valid & (power >= peak * 10 ** (-range_db / 10))
-
-
 class FrontEnd(nn.Module):
     def __init__(
         self,
@@ -64,7 +37,6 @@ class FrontEnd(nn.Module):
         gain_norm: bool = True,
         vtlp: tuple | list | None = None,
         utterance_cmn: bool = False,
-        active_stats: bool = False,
     ):
         super().__init__()
         import torchaudio
@@ -111,7 +83,6 @@ class FrontEnd(nn.Module):
         self.specaug = sa
         self.vtlp = tuple(float(v) for v in vtlp) if vtlp else None
         self.utterance_cmn = bool(utterance_cmn)
-        self.active_stats = bool(active_stats)
 
     # -------------------------------------------------------------------------- lengths
     def num_frames(self, num_samples):
@@ -158,13 +129,8 @@ class FrontEnd(nn.Module):
                     x[b, max(int(n), 0):] = 0.0
         else:
             x = torch.where(torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None], x, 0.0)
-        frame_lengths = self.num_frames(lengths)
-        active = active_frames(x, frame_lengths, self.n_fft, self.hop) if self.active_stats else None
         if self.gain_norm:
-            if active is None:
-                power = (x * x).sum(1) / lengths.clamp(min=1)
-            else:
-                power = (active[0] * active[1]).sum(1) / active[1].sum(1).clamp(min=1)
+            power = (x * x).sum(1) / lengths.clamp(min=1)
             # Target RMS 0.1 (-20 dBFS); gain capped at +40 dB so near-silence stays quiet.
             gain = 0.1 / power.sqrt().clamp(min=1e-3)
             x = x * gain[:, None]
@@ -175,16 +141,13 @@ class FrontEnd(nn.Module):
             else:
                 mel = self.mel.mel_scale(spec)  # [B, n_mels, T]
         feats = torch.log(mel + 1e-4).transpose(1, 2)
+        frame_lengths = self.num_frames(lengths)
         if self.utterance_cmn:
             # Per-utterance cepstral mean normalisation: subtracting each utterance's mean
             # log-mel spectrum removes a fixed channel/voice colouring (microphone, telephone
             # line, a synthesizer's spectral tilt), which global CMVN cannot.
-            if active is None:
-                valid = (torch.arange(feats.shape[1], device=feats.device)[None, :] < frame_lengths[:, None])[..., None]
-                mean = (feats * valid).sum(1, keepdim=True) / frame_lengths.clamp(min=1)[:, None, None]
-            else:
-                w = active[1][:, : feats.shape[1], None].to(feats.dtype)
-                mean = (feats * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1)
+            valid = (torch.arange(feats.shape[1], device=feats.device)[None, :] < frame_lengths[:, None])[..., None]
+            mean = (feats * valid).sum(1, keepdim=True) / frame_lengths.clamp(min=1)[:, None, None]
             feats = feats - mean
         return feats, frame_lengths
 

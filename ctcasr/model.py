@@ -35,7 +35,6 @@ DEFAULT_CONFIG = {
         "gain_norm": True,
         "specaug": {},
         "utterance_cmn": False,  # subtract each utterance's mean log-mel (channel normalisation)
-        "active_stats": False,  # gain and utterance mean from the frames within 30 dB of the loudest
         "vtlp": None,  # e.g. [0.85, 1.2]: frequency-warp factors drawn per utterance in training
     },
     # kind: blstm (default) | lstm | rnn (Elman, tanh) | dnn (frame-wise MLP over a window)

@@ -80,7 +80,7 @@ def optional(rule: Rule) -> Rule:
 
 FRONTEND = {
     "sample_rate": integer(1000), "n_mels": integer(1), "win_ms": POSITIVE, "hop_ms": POSITIVE,
-    "stack": integer(1), "gain_norm": BOOL, "utterance_cmn": BOOL, "active_stats": BOOL, "vtlp": optional(pair(POSITIVE)),
+    "stack": integer(1), "gain_norm": BOOL, "utterance_cmn": BOOL, "vtlp": optional(pair(POSITIVE)),
     "specaug": optional(MAPPING),
 }
 SPECAUG = {"freq_masks": integer(0), "freq_width": integer(0), "time_masks_per_s": number(0),
@@ -108,6 +108,7 @@ AUGMENT = {
     "noise_kinds": list_of(STRING), "snr_db": pair(number()), "babble_talkers": pair(integer(1)),
     "telephone_prob": PROB, "gain_db": pair(number()), "concat_prob": PROB, "concat_pause_s": pair(number(0)),
     "edge_trim_prob": PROB, "noise_bank": BOOL, "nonspeech_prob": PROB, "nonspeech_dbfs": pair(number(hi=0)),
+    "pad_prob": PROB, "pad_s": pair(number(0)),
 }
 
 

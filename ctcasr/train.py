@@ -931,17 +931,19 @@ def _progress(it, enabled, desc):
 
 # ------------------------------------------------------------------------- evaluation
 def evaluate(model_dir, manifest, device="auto", batch_size: int = 16, decoder: str = "auto", progress=False,
-             **decoder_options):
+             edge_quiet_s="default", **decoder_options):
     """WER/CER of a model on a manifest, decoding every utterance the way ``transcribe`` does.
 
     Unlike validation during training nothing is filtered out: a reference with characters
     the model cannot write still counts its errors, and audio that cannot be read counts as
     all words deleted (and is listed in ``failed``), so a figure can never look better by
-    dropping hard cases.
+    dropping hard cases. ``edge_quiet_s``: see ``Transcriber.edge_quiet_s`` ("default": its default).
     """
     from .transcribe import Transcriber
 
     asr = Transcriber.load(model_dir, device=device, decoder=decoder, **decoder_options)
+    if edge_quiet_s != "default":
+        asr.edge_quiet_s = edge_quiet_s
     utts = read_manifest(manifest)
     if not utts:
         raise DataError(f"{manifest}: no utterances")

@@ -500,3 +500,43 @@ def test_prepare_takes_tokens_only_from_transcripts_training_keeps(tmp_path, cap
     tokens = (tmp_path / "out" / "tokens.txt").read_text().split("\n")
     assert "z" not in tokens and {"a", "b"} <= set(tokens) and info["tokens"] == 4  # φ, space, a, b
     assert "transcript longer than the audio allows" in caplog.text and "'z'" in caplog.text
+
+
+def test_pad_quiet_batches_get_one_pair_of_edge_lengths_and_leave_other_draws_alone(tmp_path):
+    """augment.pad_prob: that share of batches gets pad_s seconds of digital silence or
+    -90...-50 dBFS noise before and after every item (one pair of lengths per batch, so no
+    item is padded to another's length); the rest of the batches, and every other draw,
+    are what they would be without it (its own random stream)."""
+    from ctcasr.data import AudioDataset, Utterance, pad_quiet
+
+    sr = 16000
+    items = []
+    for k in range(24):
+        x = (0.3 * np.sin(np.arange(8000 + 100 * k) * 0.07)).astype(np.float32)
+        sf.write(tmp_path / f"{k}.wav", x, sr)
+        items.append((Utterance(f"u{k}", str(tmp_path / f"{k}.wav"), len(x) / sr, "x"), [2, 3]))
+    base = {"speeds": [0.9, 1.0, 1.1], "gain_db": [-3, 3]}
+    plain = AudioDataset(items, sr, base, seed=5)
+    padded = AudioDataset(items, sr, {**base, "pad_prob": 0.5, "pad_s": [0.2, 1.0]}, seed=5)
+    n_padded = 0
+    for b in range(12):
+        idx = [2 * b, 2 * b + 1]
+        a, p = plain.__getitems__(idx), padded.__getitems__(idx)
+        extra = [len(q[0]) - len(r[0]) for q, r in zip(p, a)]
+        assert [q[1] for q in p] == [r[1] for r in a] == [[2, 3], [2, 3]]
+        if extra == [0, 0]:
+            assert all(np.array_equal(q[0], r[0]) for q, r in zip(p, a))
+            continue
+        n_padded += 1
+        # (speed perturbation comes after the pads: its resampling rounds each length)
+        assert abs(extra[0] - extra[1]) <= 2 and 2 * 0.2 * sr / 1.1 - 2 <= extra[0] <= 2 * 1.0 * sr / 0.9 + 2
+    assert 2 <= n_padded <= 10
+    # the signal sits between the two pads, which are quiet
+    rng = np.random.default_rng(1)
+    x = (0.3 * np.sin(np.arange(8000) * 0.07)).astype(np.float32)
+    for _ in range(10):
+        y = pad_quiet(x, (0.5, 0.25), sr, rng)
+        assert len(y) == 8000 + 8000 + 4000 and y.dtype == np.float32
+        assert np.array_equal(y[8000:16000], x)
+        for edge in (y[:8000], y[16000:]):
+            assert np.sqrt(np.mean(np.square(edge, dtype=np.float64))) < 10 ** (-49 / 20)
