@@ -231,8 +231,9 @@ def _edge_quiet(v: str):
 def _add_edge_quiet_arg(s):
     s.add_argument("--edge-quiet", type=_edge_quiet, default=0.3, metavar="SECONDS",
                    help="seconds of quiet kept before the first and after the last loud frame of each input "
-                   "(or window of a long file); the rest does not reach the model, whose level and mean "
-                   "normalisation it would shift (default 0.3; 'all' keeps everything)")
+                   "(or window of a long file), and on each side of a longer pause inside; the rest does not "
+                   "reach the model, whose level and mean normalisation it would shift (default 0.3; 'all' "
+                   "keeps everything). Word times stay those of the input")
 
 
 def cmd_evaluate(a):

@@ -55,15 +55,16 @@ class Transcriber:
     # Speech recorded at any usable level is far above -50 dBFS.
     silence_dbfs = -50.0
     # At most this many seconds of quiet go to the model before the first and after the last
-    # loud frame of each input (or long-audio window): a 25 ms frame within ``loud_range_db``
-    # of the loudest. None: the whole input. Why: gain normalisation and the utterance mean
-    # (utterance_cmn) are computed over the whole input, so quiet around the speech shifts
-    # every speech frame, and a model trained on TTS sentences (0-0.37 s of edge silence,
-    # median 0.19 s, in the digits corpus) has never heard that shift. With 1.5 s of digital
-    # silence before and after each test utterance the shipped digits model went from 2.1 to
-    # 7.4 % WER on clean and from 4.8 to 28.8 % on noisy speech; with this, see
-    # recipes/digits/README.md ("Quiet around the speech"). Word times stay in the input's
-    # own seconds.
+    # loud frame of each input (or long-audio window), and a pause inside longer than twice
+    # this is shortened to twice this (a frame is loud within ``loud_range_db`` of the
+    # loudest 25 ms frame). None: the whole input. Why: gain normalisation and the utterance
+    # mean (utterance_cmn) are computed over the whole input, so quiet around the speech
+    # shifts every speech frame, and a model trained on TTS sentences (0-0.37 s of edge
+    # silence, median 0.19 s, in the digits corpus; pauses of 0.15-1 s between the joined
+    # pairs) has never heard that shift. With 1.5 s of digital silence before and after each
+    # test utterance the shipped digits model went from 2.1 to 7.4 % WER on clean and from
+    # 4.8 to 28.8 % on noisy speech; see recipes/digits/README.md ("Quiet around the
+    # speech") for what this gives. Word times stay in the input's own seconds.
     edge_quiet_s: Optional[float] = 0.3
     loud_range_db = 35.0
 
@@ -238,8 +239,8 @@ class Transcriber:
                     except CTCASRError as e:
                         done(i, e)
                 if idx:
-                    for i, (hyp, lp, dur, off) in zip(idx, self._decode_windows(waves)):
-                        done(i, self._to_transcript(hyp, lp, dur, off))
+                    for i, (hyp, lp, dur, segs) in zip(idx, self._decode_windows(waves)):
+                        done(i, self._to_transcript(hyp, lp, dur, segs))
             for i in (i for i in durs if durs[i] > one_window):
                 try:
                     with openers[i]() as src:
@@ -259,8 +260,8 @@ class Transcriber:
 
         def flush():
             nonlocal score
-            for w, (hyp, lp, dur, off) in zip(pending, self._decode_windows([w.audio for w in pending])):
-                t = self._to_transcript(hyp, lp, dur, off)
+            for w, (hyp, lp, dur, segs) in zip(pending, self._decode_windows([w.audio for w in pending])):
+                t = self._to_transcript(hyp, lp, dur, segs)
                 score += t.score
                 for word in t.words:  # t's times are seconds from the window's start
                     mid = w.start_s + (word.start_s + word.end_s) / 2
@@ -269,7 +270,7 @@ class Transcriber:
                                           round(word.end_s + w.start_s, 3), word.confidence))
                 fs = self.frame_shift_s
                 tokens.extend(k for k, f in zip(hyp.tokens, hyp.timesteps)
-                              if w.core_start_s <= w.start_s + off + (f + 0.5) * fs < w.core_end_s)
+                              if w.core_start_s <= w.start_s + self._input_time(segs, (f + 0.5) * fs) < w.core_end_s)
             pending.clear()
 
         for w in windows(src, self.max_core_s, self.search_s, self.margin_s):
@@ -283,22 +284,26 @@ class Transcriber:
 
     @torch.no_grad()
     def _decode_windows(self, waves):
-        """Waveforms -> [(best Hypothesis, log_probs [T,V], duration_s, offset_s)], one model
-        batch: the model hears ``wave[a:b]`` (see ``edge_quiet_s``), ``offset_s`` = a / rate
-        (windows without speech, see ``silence_dbfs``, skip the model: no words)."""
+        """Waveforms -> [(best Hypothesis, log_probs [T,V], duration_s, segments)], one model
+        batch: the model hears the wave's ``segments`` ([(start, end)] samples, see
+        ``edge_quiet_s``) one after the other; ``_input_time`` maps its times back.
+        (Windows without speech, see ``silence_dbfs``, skip the model: no words.)"""
         todo = [i for i, w in enumerate(waves) if not self._is_silent(w)]
-        spans = {i: self._speech_span(waves[i]) for i in todo}
-        heard = dict(zip(todo, self._run_model([waves[i][slice(*spans[i])] for i in todo]) if todo else []))
+        segs = {i: self._kept_segments(waves[i]) for i in todo}
+        heard = dict(zip(todo, self._run_model([np.concatenate([waves[i][a:b] for a, b in segs[i]]) for i in todo])
+                         if todo else []))
         nothing = np.zeros((0, len(self.tokenizer.decoder_tokens)), np.float32)
-        return [(*heard[i][:2], len(w) / self.sample_rate, spans[i][0] / self.sample_rate) if i in heard
-                else (_NOTHING, nothing, len(w) / self.sample_rate, 0.0) for i, w in enumerate(waves)]
+        return [(*heard[i], len(w) / self.sample_rate, segs[i]) if i in heard
+                else (_NOTHING, nothing, len(w) / self.sample_rate, [(0, len(w))]) for i, w in enumerate(waves)]
 
-    def _speech_span(self, w: np.ndarray):
-        """(a, b): the samples from ``edge_quiet_s`` before the first loud 25 ms frame (10 ms
-        hop) to as long after the last; (0, len(w)) when switched off or nothing is quiet."""
+    def _kept_segments(self, w: np.ndarray):
+        """The parts of ``w`` the model hears: [(start, end)] in samples. Quiet (25 ms frames,
+        10 ms hop, more than ``loud_range_db`` below the loudest) is kept up to
+        ``edge_quiet_s`` before and after the speech, and a pause inside longer than twice
+        that keeps ``edge_quiet_s`` on each side; [(0, len(w))] when switched off."""
         n = len(w)
         if self.edge_quiet_s is None or n < 2:
-            return 0, n
+            return [(0, n)]
         win, hop = int(0.025 * self.sample_rate), int(0.010 * self.sample_rate)
         k = max(1, (n - win) // hop + 1)
         c = np.concatenate([[0.0], np.cumsum(np.square(w, dtype=np.float64))])
@@ -306,7 +311,24 @@ class Transcriber:
         power = c[np.minimum(starts + win, n)] - c[starts]
         loud = np.flatnonzero(power >= power.max() * 10.0 ** (-self.loud_range_db / 10.0))
         keep = int(round(self.edge_quiet_s * self.sample_rate))
-        return max(0, int(starts[loud[0]]) - keep), min(n, int(starts[loud[-1]]) + win + keep)
+        segs = []
+        for a, b in zip(starts[loud], np.minimum(starts[loud] + win, n)):
+            a, b = max(0, int(a) - keep), min(n, int(b) + keep)
+            if segs and a <= segs[-1][1]:
+                segs[-1] = (segs[-1][0], max(segs[-1][1], b))
+            else:
+                segs.append((a, b))
+        return segs
+
+    def _input_time(self, segs, t: float) -> float:
+        """Seconds in what the model heard (``segs`` one after the other) -> seconds in the input."""
+        sr = self.sample_rate
+        done = 0.0
+        for a, b in segs:
+            if t < done + (b - a) / sr:
+                return a / sr + t - done
+            done += (b - a) / sr
+        return segs[-1][1] / sr + t - done  # past the end (a frame centre beyond the last sample)
 
     def _is_silent(self, w: np.ndarray) -> bool:
         if not self.silence_dbfs > -math.inf:
@@ -327,7 +349,7 @@ class Transcriber:
         olen = olen.cpu().numpy()
         return [(hyps[0], lp[b, : olen[b]]) for b, hyps in enumerate(self.decoder(lp, olen))]
 
-    def _to_transcript(self, hyp, lp, duration_s, offset_s: float = 0.0):
+    def _to_transcript(self, hyp, lp, duration_s, segments=None):
         # Word times come from decoding.timing.word_times, not from the tokens' spike frames:
         # a BiLSTM-CTC model emits a word's first letters early (right after the previous
         # space, or at frame 0) and its space when the sound ends, so spike frames are
@@ -335,7 +357,8 @@ class Transcriber:
         # (median error ~30 ms on held-out voices, tests/test_word_timing.py). Positions are
         # frame centres: seconds = first_frame_centre_s + position * frame_shift_s.
         fs = self.frame_shift_s
-        t0 = self.model.frontend.first_frame_centre_s + offset_s
+        t0 = self.model.frontend.first_frame_centre_s
+        segments = segments or [(0, int(round(duration_s * self.sample_rate)))]
         spans = word_times(lp, hyp, blank=0, word_delimiter_id=self._delimiter_id) if hyp.words else []
         words = []
         for (text, start, end), (s, e) in zip(hyp.words, spans):
@@ -343,8 +366,8 @@ class Transcriber:
             frames = [t for t in hyp.timesteps if start <= t < end]
             toks = [tok for tok, t in zip(hyp.tokens, hyp.timesteps) if start <= t < end]
             conf = float(np.exp(np.mean([lp[t, k] for t, k in zip(frames, toks)]))) if frames else 0.0
-            a = min(t0 + s * fs, duration_s)
-            b = min(t0 + e * fs, duration_s)
+            a = min(self._input_time(segments, t0 + s * fs), duration_s)
+            b = min(self._input_time(segments, t0 + e * fs), duration_s)
             words.append(Word(text, round(a, 3), round(max(a, b), 3), round(conf, 4)))
         return Transcript(hyp.text, words, round(duration_s, 3), tuple(hyp.tokens),
                           float(hyp.score) if math.isfinite(hyp.score) else float("-inf"))

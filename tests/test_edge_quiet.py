@@ -31,21 +31,34 @@ def asr():
     return Transcriber.load("digits", device="cpu", decoder="greedy")
 
 
-def test_speech_span_keeps_edge_quiet_s_around_the_loud_frames(asr):
+def test_kept_segments_keep_edge_quiet_s_around_the_loud_frames(asr):
     sr = 16000
-    x = np.zeros(5 * sr, np.float32)
-    x[2 * sr: 3 * sr] = 0.3 * np.sin(np.arange(sr) * 0.2)
+    x = np.zeros(9 * sr, np.float32)
+    tone = (0.3 * np.sin(np.arange(sr) * 0.2)).astype(np.float32)
+    x[2 * sr: 3 * sr] = tone
+    x[6 * sr: 7 * sr] = tone
     x[: 2 * sr] += 1e-4 * np.random.default_rng(0).standard_normal(2 * sr).astype(np.float32)  # -80 dBFS
-    a, b = asr._speech_span(x)
-    assert abs(a - int(1.7 * sr)) <= 0.03 * sr and abs(b - int(3.3 * sr)) <= 0.03 * sr
+    segs = asr._kept_segments(x)
+    want = [(1.7, 3.3), (5.7, 7.3)]  # the 3 s pause inside keeps 0.3 s on each side
+    assert len(segs) == 2
+    for (a, b), (wa, wb) in zip(segs, want):
+        assert abs(a - wa * sr) <= 0.03 * sr and abs(b - wb * sr) <= 0.03 * sr
+    # times in what the model heard map back to the input's
+    heard_1 = (segs[0][1] - segs[0][0]) / sr
+    assert asr._input_time(segs, 0.0) == pytest.approx(segs[0][0] / sr)
+    assert asr._input_time(segs, heard_1 + 0.5) == pytest.approx(segs[1][0] / sr + 0.5)
+    # a pause of under twice edge_quiet_s stays whole
+    y = np.zeros(4 * sr, np.float32)
+    y[sr: int(1.5 * sr)] = tone[: sr // 2]
+    y[int(2.0 * sr): int(2.5 * sr)] = tone[: sr // 2]
+    assert len(asr._kept_segments(y)) == 1
     asr.edge_quiet_s = None
     try:
-        assert asr._speech_span(x) == (0, len(x))
+        assert asr._kept_segments(x) == [(0, len(x))]
     finally:
         asr.edge_quiet_s = 0.3
     # nothing quiet: nothing cut
-    y = (0.3 * np.sin(np.arange(sr) * 0.2)).astype(np.float32)
-    assert asr._speech_span(y) == (0, len(y))
+    assert asr._kept_segments(tone) == [(0, len(tone))]
 
 
 @pytest.mark.parametrize("pad", ["zeros", "room"])
@@ -82,3 +95,18 @@ def test_cli_edge_quiet_values(tmp_path):
         r = subprocess.run([sys.executable, "-m", "ctcasr", "transcribe", wav, "--edge-quiet", v],
                            capture_output=True, text=True)
         assert r.returncode != 0 and "--edge-quiet" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_long_pause_inside_changes_no_word_and_keeps_times_in_the_input(asr):
+    """Two samples with 2.5 s of digital silence between them: the pause reaches the model as
+    0.6 s, and the second sample's words keep their place in the input."""
+    sr = 16000
+    (x1, t1), (x2, t2) = _samples()[:2]
+    gap = np.zeros(int(2.5 * sr), np.float32)
+    joined = asr.transcribe(np.concatenate([x1, gap, x2]), sample_rate=sr)
+    assert joined.text == f"{t1} {t2}"
+    second = asr.transcribe(x2, sample_rate=sr)
+    shift = (len(x1) + len(gap)) / sr
+    for w, v in zip(second.words, joined.words[len(t1.split()):]):
+        assert v.start_s - w.start_s == pytest.approx(shift, abs=0.065)
+        assert v.end_s - w.end_s == pytest.approx(shift, abs=0.065)
