@@ -402,7 +402,7 @@ class AudioDataset:
             try:
                 xa, xb = self._load(ua), self._load(ub)
             except AudioError:
-                out += [self._item(a, speed), self._item(b, speed)]  # the unreadable one is logged and dropped there
+                out += [self._item(a, speed, pad), self._item(b, speed, pad)]  # the unreadable one is logged and dropped there
                 continue
             r = np.random.default_rng((self.seed, self.epoch, a, b))
             x = self._augment(np.concatenate([xa, gap, xb]), a, r, speed, pad)
@@ -494,7 +494,8 @@ def pad_quiet(x, pad, sr: int, rng) -> np.ndarray:
         else:
             y = synth.make_noise(str(rng.choice(["white", "pink"])), n, rng, sr).astype(np.float64)
             rms = float(np.sqrt(np.mean(np.square(y)))) if n else 0.0
-            y = (y * (10 ** (rng.uniform(-90.0, -50.0) / 20) / rms if rms > 0 else y)).astype(np.float32)
+            level = 10 ** (rng.uniform(-90.0, -50.0) / 20)
+            y = (y * (level / rms) if rms > 0 else y).astype(np.float32)
         parts.append(y)
     return np.concatenate([parts[0], np.asarray(x, np.float32), parts[1]])
 

@@ -278,8 +278,6 @@ def _cpu_bf16_supported() -> bool:
         return False
 
 
-
-
 def _amp_settings(device, mode):
     """(autocast dtype or None, needs a grad scaler) for ``train.amp``.
 

@@ -311,14 +311,12 @@ class Transcriber:
         power = c[np.minimum(starts + win, n)] - c[starts]
         loud = np.flatnonzero(power >= power.max() * 10.0 ** (-self.loud_range_db / 10.0))
         keep = int(round(self.edge_quiet_s * self.sample_rate))
-        segs = []
-        for a, b in zip(starts[loud], np.minimum(starts[loud] + win, n)):
-            a, b = max(0, int(a) - keep), min(n, int(b) + keep)
-            if segs and a <= segs[-1][1]:
-                segs[-1] = (segs[-1][0], max(segs[-1][1], b))
-            else:
-                segs.append((a, b))
-        return segs
+        a = np.maximum(starts[loud] - keep, 0)
+        b = np.minimum(starts[loud] + win + keep, n)
+        # Loud frames come in order and b grows with a, so a segment ends wherever the next
+        # loud frame's span starts after the previous one's ends.
+        cut = np.flatnonzero(a[1:] > b[:-1])
+        return [(int(x), int(y)) for x, y in zip(np.r_[a[0], a[cut + 1]], np.r_[b[cut], b[-1]])]
 
     def _input_time(self, segs, t: float) -> float:
         """Seconds in what the model heard (``segs`` one after the other) -> seconds in the input."""

@@ -435,6 +435,18 @@ def test_cmvn_statistics_say_what_they_skipped_and_read_segments_only(tmp_path, 
     assert st["frames"] == model.frontend.num_frames(torch.tensor([sr])).item()  # 1 s, not 5 s
 
 
+def _sine_items(tmp_path, n: int, sr: int) -> list:
+    """``n`` dataset items (Utterance, ids [2, 3]): sine wavs of 0.5 s + k * 100 samples."""
+    from ctcasr.data import Utterance
+
+    items = []
+    for k in range(n):
+        x = (0.3 * np.sin(np.arange(8000 + 100 * k) * 0.07)).astype(np.float32)
+        sf.write(tmp_path / f"{k}.wav", x, sr)
+        items.append((Utterance(f"u{k}", str(tmp_path / f"{k}.wav"), len(x) / sr, "x"), [2, 3]))
+    return items
+
+
 def test_nonspeech_items_have_empty_transcripts_and_leave_other_draws_alone(tmp_path):
     """augment.nonspeech_prob replaces that share of items by noise/hum/digital silence of
     the length speed perturbation would give, with no tokens; the items it does not replace
@@ -442,15 +454,11 @@ def test_nonspeech_items_have_empty_transcripts_and_leave_other_draws_alone(tmp_
     targets (the loss is then -log P(all blank))."""
     import torch
 
-    from ctcasr.data import AudioDataset, Utterance, nonspeech
+    from ctcasr.data import AudioDataset, nonspeech
     from ctcasr.train import ctc_loss
 
     sr = 16000
-    items = []
-    for k in range(40):
-        x = (0.3 * np.sin(np.arange(8000 + 100 * k) * 0.07)).astype(np.float32)
-        sf.write(tmp_path / f"{k}.wav", x, sr)
-        items.append((Utterance(f"u{k}", str(tmp_path / f"{k}.wav"), len(x) / sr, "x"), [2, 3]))
+    items = _sine_items(tmp_path, 40, sr)
     base = {"noise_prob": 0.5, "noise_kinds": ["white", "speech"], "gain_db": [-3, 3]}
     plain = AudioDataset(items, sr, base, seed=5)
     zero = AudioDataset(items, sr, {**base, "nonspeech_prob": 0.0}, seed=5)
@@ -507,14 +515,10 @@ def test_pad_quiet_batches_get_one_pair_of_edge_lengths_and_leave_other_draws_al
     -90...-50 dBFS noise before and after every item (one pair of lengths per batch, so no
     item is padded to another's length); the rest of the batches, and every other draw,
     are what they would be without it (its own random stream)."""
-    from ctcasr.data import AudioDataset, Utterance, pad_quiet
+    from ctcasr.data import AudioDataset, pad_quiet
 
     sr = 16000
-    items = []
-    for k in range(24):
-        x = (0.3 * np.sin(np.arange(8000 + 100 * k) * 0.07)).astype(np.float32)
-        sf.write(tmp_path / f"{k}.wav", x, sr)
-        items.append((Utterance(f"u{k}", str(tmp_path / f"{k}.wav"), len(x) / sr, "x"), [2, 3]))
+    items = _sine_items(tmp_path, 24, sr)
     base = {"speeds": [0.9, 1.0, 1.1], "gain_db": [-3, 3]}
     plain = AudioDataset(items, sr, base, seed=5)
     padded = AudioDataset(items, sr, {**base, "pad_prob": 0.5, "pad_s": [0.2, 1.0]}, seed=5)
