@@ -1,8 +1,9 @@
 """Synthesize diverse speech corpora with the Debian TTS engines, and augment audio.
 
 Every recipe and test builds its audio here, from the engines that
-``scripts/install_tts.sh`` installs (espeak-ng, flite, festival + sox); nothing is fetched
-at run time. A model is judged on voices, noise and channels it never heard, so the
+``scripts/install_tts.sh`` installs (espeak-ng, flite, festival + sox; MBROLA diphone
+voices driven by espeak-ng and SVOX Pico's pico2wave from Debian's non-free section);
+nothing is fetched at run time. A model is judged on voices, noise and channels it never heard, so the
 corpus builder spreads utterances evenly over many voices and varies rate, pitch, level,
 noise, reverberation, speed and channel.
 
@@ -54,7 +55,7 @@ from .errors import CTCASRError
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("espeak", "flite", "festival")
+ENGINES = ("espeak", "flite", "festival", "mbrola", "pico")
 LANGUAGES = ("en", "zh")
 INSTALL_HINT = "run scripts/install_tts.sh to install the Debian TTS engines"
 
@@ -85,8 +86,19 @@ BORDERLINE_ESPEAK_VARIANTS = (
 EXCLUDED_FLITE_VOICES = {"awb_time": "limited-domain talking clock"}
 # Mandarin: plain `cmn` reads many Han characters as English spellings of their pinyin
 # (好 -> "H A O 3"); `cmn-latn-pinyin` reads Han characters and tone-numbered pinyin
-# correctly. Cantonese (yue) and the mbrola zh voice are not Mandarin / not installable.
+# correctly. Cantonese (yue) is not Mandarin.
 ZH_ESPEAK_VOICES = ("cmn-latn-pinyin",)
+
+# MBROLA voices are recordings of one person each (a diphone database, Debian non-free
+# packages mbrola-<db>), spoken through espeak-ng's ``mb-<name>`` voices, which do the text
+# analysis: ``mbrola:us1`` (US English, female), ``mbrola:de1-en`` (English text with the
+# German speaker de1's diphones and a German accent). The English ones and the "-en" ones
+# are English voices; the database name is the speaker.
+MBROLA_DIRS = ("/usr/share/mbrola", "/usr/local/share/mbrola", "/usr/share/mbrola/voices")
+# SVOX Pico (pico2wave, Debian non-free libttspico-utils): one recorded speaker (all female)
+# per language; en-US and en-GB speak English.
+PICO_LANG_DIRS = ("/usr/share/pico/lang", "/usr/lib/pico/lang")
+PICO_EN = ("en-US", "en-GB")
 
 # Median F0 (Hz) of the flite voices that honour int_f0_target_mean; we scale it by the
 # requested pitch factor. Voices not listed here (e.g. rms, a clunits voice that ignores
@@ -149,6 +161,9 @@ class Voice:
         ``espeak:en-gb+m3`` share speaker ``espeak+m3`` (accent differs, voice does not)."""
         if self.engine == "espeak":
             return f"espeak+{self.variant or 'default'}"
+        if self.engine == "mbrola":
+            # mbrola:de1-en and a German-text mbrola:de1 are the same person (database de1)
+            return f"mbrola:{_mbrola_db(self.name)}"
         return SPEAKER_ALIASES.get(str(self), f"{self.engine}:{self.name}")
 
     @property
@@ -177,7 +192,8 @@ class Voice:
 
 def engine_available(engine: str) -> bool:
     """Whether the engine's programs are on PATH."""
-    progs = {"espeak": ("espeak-ng",), "flite": ("flite",), "festival": ("festival", "text2wave")}[engine]
+    progs = {"espeak": ("espeak-ng",), "flite": ("flite",), "festival": ("festival", "text2wave"),
+             "mbrola": ("espeak-ng", "mbrola"), "pico": ("pico2wave",)}[engine]
     return all(shutil.which(p) for p in progs)
 
 
@@ -236,7 +252,7 @@ def _espeak_variants() -> tuple:
 def _espeak_languages(language: str) -> tuple:
     out = []
     for lang, f in _espeak_table(language if language == "en" else "zh"):
-        # mb/ voices need mbrola (non-free, not installable here); !v/ rows are variants.
+        # mb/ voices are the "mbrola" engine (_mbrola_voices); !v/ rows are variants.
         if f.startswith(("mb/", "!v/")):
             continue
         if language == "en" and lang.startswith("en") and lang not in out:
@@ -244,6 +260,37 @@ def _espeak_languages(language: str) -> tuple:
         if language == "zh" and lang in ZH_ESPEAK_VOICES and lang not in out:
             out.append(lang)
     return tuple(sorted(out))
+
+
+def _mbrola_db(name: str) -> str:
+    """The diphone database an espeak-ng ``mb-<name>`` voice uses: de1 for de1-en."""
+    return name.split("-")[0]
+
+
+def _mbrola_db_installed(db: str) -> bool:
+    return any(os.path.isfile(os.path.join(d, db, db)) or os.path.isfile(os.path.join(d, db)) for d in MBROLA_DIRS)
+
+
+@functools.cache
+def _mbrola_voices(language: str = "en") -> tuple:
+    """espeak-ng's ``mb-*`` English voices (listed under ``--voices=en``) whose MBROLA
+    database is installed, as names without the ``mb-`` prefix: ('de1-en', 'us1', ...)."""
+    if not engine_available("mbrola") or language != "en":
+        return ()
+    names = {f[6:] for _lang, f in _espeak_table("en") if f.startswith("mb/mb-")}
+    return tuple(sorted(n for n in names if re.fullmatch(r"[a-z0-9\-]+", n) and _mbrola_db_installed(_mbrola_db(n))))
+
+
+@functools.cache
+def _pico_languages() -> tuple:
+    """The languages pico2wave has data for (en-US, en-GB, de-DE, ...)."""
+    if not engine_available("pico"):
+        return ()
+    found = set()
+    for d in PICO_LANG_DIRS:
+        if os.path.isdir(d):
+            found.update(m.group(1) for f in os.listdir(d) if (m := re.fullmatch(r"([a-z]{2}-[A-Z]{2})_ta\.bin", f)))
+    return tuple(sorted(found))
 
 
 @functools.cache
@@ -311,6 +358,8 @@ def _list_voices_cached(language: str, include_excluded: bool) -> tuple:
     if language == "en":
         voices.extend(Voice("flite", v) for v in _flite_voices() if include_excluded or v not in EXCLUDED_FLITE_VOICES)
         voices.extend(Voice("festival", v) for v in sorted(_festival_voices()))
+        voices.extend(Voice("mbrola", v) for v in _mbrola_voices("en"))
+        voices.extend(Voice("pico", v) for v in _pico_languages() if v in PICO_EN)
     return tuple(voices)
 
 
@@ -319,7 +368,9 @@ def list_voices(language: str = "en", *, include_excluded: bool = False) -> list
 
     en: espeak-ng English accents (en-gb, en-us, en-gb-scotland, en-029, ...) each plain and
     crossed with every usable espeak variant (m1..m8, f1..f5, klatt, whisper, ...); flite
-    voices (kal, kal16, awb, rms, slt); installed English festival voices. zh: espeak-ng
+    voices (kal, kal16, awb, rms, slt); installed English festival voices; MBROLA voices
+    that speak English (``mbrola:us1`` ... and foreign speakers' ``mbrola:de1-en`` ...,
+    those whose database is installed); Pico's en-US and en-GB. zh: espeak-ng
     cmn-latn-pinyin crossed with the variants. Unusable variants/voices
     (EXCLUDED_ESPEAK_VARIANTS, EXCLUDED_FLITE_VOICES) are left out unless
     ``include_excluded``. Engines that are not installed contribute nothing.
@@ -463,6 +514,42 @@ def _synth_flite(text, voice, rate, pitch, tmp):
         raise SynthError(f"flite wrote no audio: {_stderr_line(cp)}", voice, text)
     x, sr = _read_wav_file(out)
     return x, sr, post
+
+
+def _synth_mbrola(text, voice, rate, pitch, tmp):
+    if voice.name not in _mbrola_voices("en"):
+        db = _mbrola_db(voice.name)
+        why = "is not an English espeak-ng mb- voice" if _mbrola_db_installed(db) else f"needs the package mbrola-{db}"
+        raise SynthError(f"MBROLA voice {voice.name!r} {why}", voice, text)
+    wpm = round(min(450, max(80, 175 * rate)))
+    cmd = ["espeak-ng", "-v", f"mb-{voice.name}", "-s", str(wpm), "-b", "1", "--stdout"]
+    if pitch is not None:
+        cmd += ["-p", str(_espeak_pitch_param(pitch))]
+    cp = _run(cmd, input=text.encode("utf-8"))
+    try:
+        x, sr = _parse_wav_bytes(cp.stdout)
+    except ValueError as e:
+        raise SynthError(f"espeak-ng + mbrola wrote no audio ({e}; {_stderr_line(cp)})", voice, text) from None
+    if cp.returncode != 0 or not len(x):
+        raise SynthError(f"espeak-ng + mbrola failed: {_stderr_line(cp)}", voice, text)
+    return x, sr, []
+
+
+def _synth_pico(text, voice, rate, pitch, tmp):
+    if voice.name not in _pico_languages():
+        raise SynthError(f"pico2wave has no language {voice.name!r} (installed: {' '.join(_pico_languages()) or 'none'})",
+                         voice, text)
+    # Pico's markup: speed and pitch levels in percent of the voice's own (100).
+    body = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    body = f"<speed level='{round(min(500, max(20, 100 * rate)))}'>{body}</speed>"
+    if pitch is not None and abs(pitch - 1.0) > 1e-3:
+        body = f"<pitch level='{round(min(200, max(50, 100 * pitch)))}'>{body}</pitch>"
+    out = os.path.join(tmp, "pico.wav")
+    cp = _run(["pico2wave", "-l", voice.name, "-w", out, "--", body])
+    if cp.returncode != 0 or not os.path.exists(out) or os.path.getsize(out) <= 44:
+        raise SynthError(f"pico2wave wrote no audio: {_stderr_line(cp)}", voice, text)
+    x, sr = _read_wav_file(out)
+    return x, sr, []
 
 
 # Festival voice directories of languages not written in the Latin alphabet: these voices
@@ -645,7 +732,8 @@ def _festival_server(voice: str | None = None) -> _FestivalServer:
     return srv
 
 
-_ENGINE_FUNCS = {"espeak": _synth_espeak, "flite": _synth_flite, "festival": _synth_festival}
+_ENGINE_FUNCS = {"espeak": _synth_espeak, "flite": _synth_flite, "festival": _synth_festival,
+                 "mbrola": _synth_mbrola, "pico": _synth_pico}
 
 
 def _stable_seed(*parts) -> int:

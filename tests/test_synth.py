@@ -57,7 +57,8 @@ def _median_f0(x, sr=SR):
 
 # ----------------------------------------------------------------------------- voices
 @pytest.mark.parametrize("s", ["espeak:en-us", "espeak:en-us+m3", "espeak:cmn-latn-pinyin+f2",
-                               "flite:slt", "festival:kal_diphone", "festival:cmu_us_slt_arctic_hts"])
+                               "flite:slt", "festival:kal_diphone", "festival:cmu_us_slt_arctic_hts",
+                               "mbrola:us1", "mbrola:de1-en", "pico:en-GB"])
 def test_voice_parse_round_trip(s):
     v = Voice.parse(s)
     assert str(v) == s and Voice.parse(str(v)) == v and v.id == s
@@ -214,6 +215,41 @@ def test_texts_that_look_like_options_are_spoken():
     require_engine("espeak")
     x = synth.synthesize("-v --help", "espeak:en-us")
     assert len(x) > 0.5 * SR
+
+
+def test_mbrola_voices_are_recorded_people():
+    # Each MBROLA database is one person, whatever espeak-ng voice drives it: de1-en (English
+    # text) is the speaker de1, so a speaker-disjoint split keeps both on one side.
+    assert Voice.parse("mbrola:de1-en").speaker == Voice.parse("mbrola:de1").speaker == "mbrola:de1"
+    assert Voice.parse("mbrola:de1-en").speaker != Voice.parse("mbrola:de2-en").speaker
+    assert Voice.parse("pico:en-US").speaker != Voice.parse("pico:en-GB").speaker
+    require_engine("mbrola")
+    voices = [v for v in synth.list_voices("en") if v.engine == "mbrola"]
+    assert {"us1", "us2", "us3", "en1", "de1-en"} <= {v.name for v in voices}
+    assert all(v.language == "en" and not v.variant for v in voices)
+    # every listed voice speaks (its database is installed), and no two sound the same
+    seen = {}
+    for v in voices:
+        x = synth.synthesize("one two three", v, pad=(0.1, 0.1))
+        assert 0.5 < len(x) / SR < 3.0, (v, len(x) / SR)
+        key = (len(x), round(float(np.abs(x).sum()), 2))
+        assert key not in seen, f"{v} sounds like {seen.get(key)}"
+        seen[key] = v
+    with pytest.raises(SynthError, match=r"mbrola:zz9-en.*needs the package mbrola-zz9"):
+        synth.synthesize("hello", "mbrola:zz9-en")
+
+
+def test_pico_speaks_markup_characters_as_text():
+    require_engine("pico")
+    assert {"en-US", "en-GB"} <= {v.name for v in synth.list_voices("en") if v.engine == "pico"}
+    # Pico reads its own markup (<speed>, <pitch>) from the text: a transcript's <, > and &
+    # must be spoken, not parsed; nor may a leading '-' be taken for an option.
+    plain = synth.synthesize("one two three four", "pico:en-US", pad=(0.1, 0.1))
+    marked = synth.synthesize("one <two> & three four", "pico:en-US", pad=(0.1, 0.1))
+    assert len(marked) > len(plain)
+    assert len(synth.synthesize("-w --help", "pico:en-GB")) > 0.3 * SR
+    with pytest.raises(SynthError, match=r"pico:xx-YY.*no language"):
+        synth.synthesize("hello", "pico:xx-YY")
 
 
 # ----------------------------------------------------------------------------- augmentation
