@@ -116,12 +116,19 @@ def speech_frames(waveform, num_frames: int, frame_samples: int) -> np.ndarray:
 
     Speech is a frame over both 40 dB below the loud (99th percentile) frames, which keeps
     weak consonants of clean audio, and 6 dB above the quiet (5th percentile) frames, the
-    noise floor, which keeps steady background noise out.
+    noise floor, which keeps steady background noise out. The floor is taken between the
+    first and the last frame within 40 dB of the loud ones: quiet before and after the
+    speech (digital silence, a recording started early) would otherwise pull it down, and
+    a noisy utterance's noise and reverberation tails would count as speech (a word's end
+    moved 0.3 s later with 2 s of digital silence around a noisy sample).
     """
     x = np.asarray(waveform, dtype=np.float64)[: num_frames * frame_samples]
     x = np.pad(x, (0, num_frames * frame_samples - len(x)))
     db = 10 * np.log10((x.reshape(num_frames, frame_samples) ** 2).mean(axis=1) + 1e-12)
-    thr = max(np.percentile(db, 99) - 40.0, np.percentile(db, 5) + 6.0)
+    top = np.percentile(db, 99) - 40.0
+    span = np.flatnonzero(db > top)
+    inside = db[span[0]: span[-1] + 1] if len(span) else db
+    thr = max(top, np.percentile(inside, 5) + 6.0)
     return db > thr
 
 
@@ -230,7 +237,7 @@ def align_log_probs(log_probs, ids, tokenizer, frame_shift_s: float, duration_s:
 
 
 def align(model, tokenizer, waveform, transcript: str, sample_rate: int | None = None,
-          boundaries: str = "speech", max_bytes: int = MAX_ALIGN_BYTES) -> list:
+          boundaries: str = "speech", max_bytes: int = MAX_ALIGN_BYTES, edge_quiet_s: float | None = 0.3) -> list:
     """Word (and token) times of ``transcript`` in ``waveform`` -> list[AlignedWord].
 
     ``waveform``: 1-D float array or tensor at ``sample_rate`` (default: the model's rate;
@@ -240,10 +247,18 @@ def align(model, tokenizer, waveform, transcript: str, sample_rate: int | None =
     times are the model's in both. Raises TokenizerError for characters the model cannot
     spell, DataError for an empty transcript, one too long for the audio or a call over
     the memory limit, AudioError for audio that cannot be used.
+
+    ``edge_quiet_s``: as ``Transcriber.edge_quiet_s``, the model hears at most this much
+    quiet before, after and (twice it) inside the speech, because its level and mean
+    normalisation see the whole input; times are those of the input. With 2 s of digital
+    silence or -70 dBFS noise around each of the five samples, the word edges moved by the
+    2 s and at most 0.07 s more (0.13 s with the whole input heard; 0.31 s before
+    ``speech_frames`` took its noise floor from between the loud frames). None: the whole
+    input. When what is left is too short for the transcript, the whole input is aligned.
     """
     import torch
 
-    from .audio import prepare_waveform
+    from .audio import input_time, kept_segments, prepare_waveform
 
     if boundaries not in ("speech", "tokens"):
         raise DataError(f"boundaries must be 'speech' or 'tokens', got {boundaries!r}")
@@ -252,6 +267,13 @@ def align(model, tokenizer, waveform, transcript: str, sample_rate: int | None =
     if torch.is_tensor(waveform):
         waveform = waveform.detach().cpu().numpy()
     x = prepare_waveform(waveform, sample_rate or sr, sr)
+    segs = kept_segments(x, sr, edge_quiet_s)
+    if segs != [(0, len(x))]:
+        heard = np.concatenate([x[a:b] for a, b in segs])
+        if int(model.output_lengths(len(heard))) >= frames_needed(ids):
+            duration_s = len(x) / sr
+            words = align(model, tokenizer, heard, transcript, sr, boundaries, max_bytes, None)
+            return [_in_input(w, segs, sr, duration_s, model.frame_shift_s, input_time) for w in words]
     T = int(model.output_lengths(len(x)))
     # Refuse before running the encoder: a too-long call should fail in a second, not after
     # minutes of BiLSTM over an hour of audio.
@@ -269,6 +291,21 @@ def align(model, tokenizer, waveform, transcript: str, sample_rate: int | None =
     if boundaries == "speech":
         speech = speech_frames(x, lp.shape[0], round(model.frame_shift_s * sr))
     return align_log_probs(lp, ids, tokenizer, model.frame_shift_s, len(x) / sr, speech, max_bytes)
+
+
+def _in_input(w: AlignedWord, segs, sr: int, duration_s: float, fs: float, input_time) -> AlignedWord:
+    """A word aligned in the kept ``segs`` heard one after the other, in the input's seconds
+    (frames: the input's frame grid)."""
+    def times(a, b):
+        s = round(min(input_time(segs, a, sr), duration_s), 3)
+        return s, round(max(s, min(input_time(segs, b, sr, end=True), duration_s)), 3)
+
+    toks = []
+    for t in w.tokens:
+        a, b = times(t.start_s, t.end_s)
+        toks.append(AlignedToken(t.text, a, b, t.confidence, int(round(a / fs)), max(int(round(b / fs)), int(round(a / fs)) + 1)))
+    a, b = times(w.start_s, w.end_s)
+    return AlignedWord(w.text, a, b, w.confidence, toks)
 
 
 # ------------------------------------------------------------------------------ output
@@ -326,7 +363,7 @@ def cmd_align(a) -> int:
     model, tokenizer = load_model_dir(a.model, pick_device(a.device))
     transcript_ids(tokenizer, transcript)  # a bad transcript fails before the audio is read
     x = load_audio(a.audio, model.frontend.sample_rate)
-    words = align(model, tokenizer, x, transcript, boundaries=a.boundaries)
+    words = align(model, tokenizer, x, transcript, boundaries=a.boundaries, edge_quiet_s=a.edge_quiet)
     text = format_alignment(words, a.format, a.audio, tokenizer.normalize(transcript))
     if a.output:
         atomic_write_text(a.output, text)
@@ -352,6 +389,9 @@ def add_parser(subparsers):
                    help="word edges: speech (default) snaps them to the audio's speech/pause edges between "
                    "the model's word delimiters; tokens reports the model's first/last letter frames as they are")
     s.add_argument("--format", choices=["json", "ctm", "srt", "vtt"], default="json", help="output format (default json)")
+    from .cli import _add_edge_quiet_arg
+
+    _add_edge_quiet_arg(s)
     s.add_argument("-o", "--output", help="file to write (default: stdout)")
     s.set_defaults(func=cmd_align)
     return s

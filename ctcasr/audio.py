@@ -165,6 +165,45 @@ def _resample(x: np.ndarray, sr: int, target: int) -> np.ndarray:
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
+def kept_segments(w: np.ndarray, sample_rate: int, edge_quiet_s: float | None, loud_range_db: float = 35.0) -> list:
+    """The parts of ``w`` a model should hear: [(start, end)] in samples. Quiet (25 ms
+    frames, 10 ms hop, more than ``loud_range_db`` below the loudest) is kept up to
+    ``edge_quiet_s`` before and after the speech, and a pause inside longer than twice
+    that keeps ``edge_quiet_s`` on each side; [(0, len(w))] when ``edge_quiet_s`` is None.
+    Why (``Transcriber.edge_quiet_s``): the front end's gain and mean normalisation see
+    the whole input, so long quiet around the speech shifts every speech frame."""
+    n = len(w)
+    if edge_quiet_s is None or n < 2:
+        return [(0, n)]
+    win, hop = int(0.025 * sample_rate), int(0.010 * sample_rate)
+    k = max(1, (n - win) // hop + 1)
+    c = np.concatenate([[0.0], np.cumsum(np.square(w, dtype=np.float64))])
+    starts = np.minimum(np.arange(k) * hop, max(n - win, 0))
+    power = c[np.minimum(starts + win, n)] - c[starts]
+    loud = np.flatnonzero(power >= power.max() * 10.0 ** (-loud_range_db / 10.0))
+    keep = int(round(edge_quiet_s * sample_rate))
+    a = np.maximum(starts[loud] - keep, 0)
+    b = np.minimum(starts[loud] + win + keep, n)
+    # Loud frames come in order and b grows with a, so a segment ends wherever the next
+    # loud frame's span starts after the previous one's ends.
+    cut = np.flatnonzero(a[1:] > b[:-1])
+    return [(int(x), int(y)) for x, y in zip(np.r_[a[0], a[cut + 1]], np.r_[b[cut], b[-1]])]
+
+
+def input_time(segs, t: float, sample_rate: int, end: bool = False) -> float:
+    """Seconds ``t`` in what the model heard (the ``segs`` of ``kept_segments`` one after
+    the other) -> seconds in the input. A time exactly where two segments join is the
+    next segment's start, or with ``end`` (the end of a word) the previous one's end, so
+    that an interval never spans the quiet that was cut out."""
+    done = 0.0
+    for a, b in segs:
+        d = (b - a) / sample_rate
+        if t < done + d or (end and t <= done + d):
+            return a / sample_rate + t - done
+        done += d
+    return segs[-1][1] / sample_rate + t - done  # past the end (a frame centre beyond the last sample)
+
+
 def audio_duration(path) -> float:
     """Duration in seconds from the file header (no decoding); AudioError if unreadable."""
     import soundfile as sf

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .audio import input_time, kept_segments
 from .decoding.timing import word_times
 from .decoding.types import Hypothesis
 from .errors import CTCASRError
@@ -297,36 +298,12 @@ class Transcriber:
                 else (_NOTHING, nothing, len(w) / self.sample_rate, [(0, len(w))]) for i, w in enumerate(waves)]
 
     def _kept_segments(self, w: np.ndarray):
-        """The parts of ``w`` the model hears: [(start, end)] in samples. Quiet (25 ms frames,
-        10 ms hop, more than ``loud_range_db`` below the loudest) is kept up to
-        ``edge_quiet_s`` before and after the speech, and a pause inside longer than twice
-        that keeps ``edge_quiet_s`` on each side; [(0, len(w))] when switched off."""
-        n = len(w)
-        if self.edge_quiet_s is None or n < 2:
-            return [(0, n)]
-        win, hop = int(0.025 * self.sample_rate), int(0.010 * self.sample_rate)
-        k = max(1, (n - win) // hop + 1)
-        c = np.concatenate([[0.0], np.cumsum(np.square(w, dtype=np.float64))])
-        starts = np.minimum(np.arange(k) * hop, max(n - win, 0))
-        power = c[np.minimum(starts + win, n)] - c[starts]
-        loud = np.flatnonzero(power >= power.max() * 10.0 ** (-self.loud_range_db / 10.0))
-        keep = int(round(self.edge_quiet_s * self.sample_rate))
-        a = np.maximum(starts[loud] - keep, 0)
-        b = np.minimum(starts[loud] + win + keep, n)
-        # Loud frames come in order and b grows with a, so a segment ends wherever the next
-        # loud frame's span starts after the previous one's ends.
-        cut = np.flatnonzero(a[1:] > b[:-1])
-        return [(int(x), int(y)) for x, y in zip(np.r_[a[0], a[cut + 1]], np.r_[b[cut], b[-1]])]
+        """The parts of ``w`` the model hears (``ctcasr.audio.kept_segments``)."""
+        return kept_segments(w, self.sample_rate, self.edge_quiet_s, self.loud_range_db)
 
-    def _input_time(self, segs, t: float) -> float:
-        """Seconds in what the model heard (``segs`` one after the other) -> seconds in the input."""
-        sr = self.sample_rate
-        done = 0.0
-        for a, b in segs:
-            if t < done + (b - a) / sr:
-                return a / sr + t - done
-            done += (b - a) / sr
-        return segs[-1][1] / sr + t - done  # past the end (a frame centre beyond the last sample)
+    def _input_time(self, segs, t: float, end: bool = False) -> float:
+        """Seconds in what the model heard -> seconds in the input (``ctcasr.audio.input_time``)."""
+        return input_time(segs, t, self.sample_rate, end)
 
     def _is_silent(self, w: np.ndarray) -> bool:
         if not self.silence_dbfs > -math.inf:
@@ -365,7 +342,7 @@ class Transcriber:
             toks = [tok for tok, t in zip(hyp.tokens, hyp.timesteps) if start <= t < end]
             conf = float(np.exp(np.mean([lp[t, k] for t, k in zip(frames, toks)]))) if frames else 0.0
             a = min(self._input_time(segments, t0 + s * fs), duration_s)
-            b = min(self._input_time(segments, t0 + e * fs), duration_s)
+            b = min(self._input_time(segments, t0 + e * fs, end=True), duration_s)
             words.append(Word(text, round(a, 3), round(max(a, b), 3), round(conf, 4)))
         return Transcript(hyp.text, words, round(duration_s, 3), tuple(hyp.tokens),
                           float(hyp.score) if math.isfinite(hyp.score) else float("-inf"))

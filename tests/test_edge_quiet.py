@@ -110,3 +110,68 @@ def test_a_long_pause_inside_changes_no_word_and_keeps_times_in_the_input(asr):
     for w, v in zip(second.words, joined.words[len(t1.split()):]):
         assert v.start_s - w.start_s == pytest.approx(shift, abs=0.065)
         assert v.end_s - w.end_s == pytest.approx(shift, abs=0.065)
+
+
+def test_input_time_puts_an_end_at_a_join_before_the_cut():
+    from ctcasr.audio import input_time
+
+    segs = [(16000, 32000), (80000, 96000)]  # 1-2 s and 5-6 s of the input, heard as 0-2 s
+    assert input_time(segs, 1.0, 16000) == pytest.approx(5.0)  # a start: after the cut pause
+    assert input_time(segs, 1.0, 16000, end=True) == pytest.approx(2.0)  # an end: before it
+    assert input_time(segs, 0.5, 16000, end=True) == input_time(segs, 0.5, 16000) == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("pad", ["zeros", "room"])
+def test_align_hears_the_same_speech_with_quiet_around_it(asr, pad):
+    """`ctcasr align` cuts the quiet as transcription does: 2 s of silence or room tone on
+    both sides moves every word edge by the pad (with the whole input heard, 2 of the 48
+    word edges of these samples moved 0.11 and 0.31 s more)."""
+    from ctcasr.align import align
+
+    sr = 16000
+    rng = np.random.default_rng(4)
+    n = 2 * sr
+    for x, text in _samples():
+        if pad == "zeros":
+            lead, trail = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        else:
+            lead, trail = (10 ** (-70 / 20) * rng.standard_normal((2, n))).astype(np.float32)
+        plain = align(asr.model, asr.tokenizer, x, text)
+        padded = align(asr.model, asr.tokenizer, np.concatenate([lead, x, trail]), text)
+        assert [w.text for w in padded] == text.split()
+        for w, v in zip(plain, padded):
+            # three 30 ms frames: the cut moves the frame grid, and with it where speech
+            # runs and delimiters start (the failure guarded against moved edges 0.3 s)
+            assert v.start_s - w.start_s == pytest.approx(2.0, abs=0.1)
+            assert v.end_s - w.end_s == pytest.approx(2.0, abs=0.1)
+            assert [t.text for t in v.tokens] == [t.text for t in w.tokens]
+            # token spikes are not where the sounds are (align._word_frames): the first
+            # letters sit at the first frame heard, i.e. up to the 0.3 s of quiet kept earlier
+            for t, u in zip(w.tokens, v.tokens):
+                assert 2.0 - 0.3 - 0.1 <= u.start_s - t.start_s <= 2.0 + 0.1
+        # off: the model hears it all, and times are still the input's
+        whole = align(asr.model, asr.tokenizer, np.concatenate([lead, x, trail]), text, edge_quiet_s=None)
+        assert whole[0].start_s > 1.5 and whole[-1].end_s < len(x) / sr + 2.5
+
+
+def test_align_keeps_the_whole_input_when_the_cut_is_too_short_for_the_transcript(asr):
+    from ctcasr.align import align
+
+    sr = 16000
+    x, text = _samples()[0]
+    quiet = np.zeros(3 * sr, np.float32)
+    # a transcript that needs more frames than the speech and 0.6 s of quiet have
+    long = " ".join([text] * 4)
+    words = align(asr.model, asr.tokenizer, np.concatenate([x, quiet]), long)
+    assert [w.text for w in words] == long.split()
+    assert words[-1].end_s > len(x) / sr  # some words had to go into the quiet
+
+
+def test_cli_align_edge_quiet(tmp_path):
+    wav = str(SAMPLES / "awb_0.wav")
+    r = subprocess.run([sys.executable, "-m", "ctcasr", "align", wav, "three one two eight oh four",
+                        "--edge-quiet", "all", "--format", "ctm"], capture_output=True, text=True)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 6, r.stderr
+    r = subprocess.run([sys.executable, "-m", "ctcasr", "align", wav, "three", "--edge-quiet", "x"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "--edge-quiet" in r.stderr and "Traceback" not in r.stderr
