@@ -1,5 +1,6 @@
 """The digits recipe's shell plumbing, stages 0-3, at toy size: synthesis with every voice
-family (incl. the respelled foreign voices), prepare, train, LM, scoring. The figures of
+family (incl. the respelled foreign voices and the MBROLA/Pico speakers), prepare, train,
+LM, scoring. The figures of
 the full-size run are in recipes/digits/README.md; this only checks that run.sh works."""
 
 import json
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from synth_fixtures import require_engine
 
+from ctcasr.synth import Voice
 from ctcasr.train import load_train_config
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "digits"
@@ -35,7 +37,7 @@ def test_shipped_recipe_config_is_valid():
 
 
 def test_digits_recipe_stages_0_to_3_at_toy_size(tmp_path):
-    for engine in ("espeak", "flite", "festival"):
+    for engine in ("espeak", "flite", "festival", "mbrola", "pico"):
         require_engine(engine)
     conf = tmp_path / "tiny.yaml"
     conf.write_text(TINY)
@@ -47,7 +49,9 @@ def test_digits_recipe_stages_0_to_3_at_toy_size(tmp_path):
     for stage in range(4):
         assert f"== stage {stage}" in r.stdout
     assert "of which KED + AWB voices:" in r.stdout and "of which held-out espeak-ng variants:" in r.stdout
-    for f in ("model.pt", "tokens.txt", "config.yaml", "lm.arpa", "test_greedy.txt", "test_beam_lm.txt"):
+    assert "-- test_c: seven more recorded speakers" in r.stdout
+    for f in ("model.pt", "tokens.txt", "config.yaml", "lm.arpa", "test_greedy.txt", "test_beam_lm.txt",
+              "test_c_beam_lm.txt"):
         assert (tmp_path / "exp" / f).is_file(), f
     assert (tmp_path / "exp" / "test_beam_lm.txt").read_text().startswith("WER ")
     assert "non-speech clips, model alone (silence gate off): 46 clips" in r.stdout
@@ -55,5 +59,11 @@ def test_digits_recipe_stages_0_to_3_at_toy_size(tmp_path):
     assert any(v.startswith("espeak:") for v in voices)
     assert any(v in json.loads((RECIPE / "conf" / "respell.json").read_text()) for v in voices)
     assert "festival:msu_ru_nsh_clunits" in voices  # festival reads the Cyrillic respellings
+    assert {v.split(":")[0] for v in voices} >= {"espeak", "flite", "festival", "mbrola", "pico"}
     test_voices = {json.loads(line)["voice"] for line in open(tmp_path / "data" / "test.jsonl")}
-    assert not voices & test_voices  # test speakers never heard in training
+    test_c = {json.loads(line)["voice"] for line in open(tmp_path / "data" / "test_c.jsonl")}
+    assert {v.split(":")[0] for v in test_c} == {"mbrola", "pico"}
+    # test speakers never heard in training (the same person under another engine either)
+    speakers = {Voice.parse(v).speaker for v in voices}
+    for held_out in (test_voices, test_c):
+        assert not speakers & {Voice.parse(v).speaker for v in held_out}

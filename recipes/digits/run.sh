@@ -11,10 +11,13 @@
 # Stages
 #   0  texts (1-7 digits, "zero".."nine", "oh") and speech from Debian TTS voices:
 #      training from the recorded English voices (KAL, RMS, SLT), ten recorded voices of
-#      other languages reading respelled digits (conf/respell.json) and ~600 espeak-ng
-#      voices. Test speakers are never heard in training: KED (festival diphone), AWB
-#      (flite) and twelve espeak-ng variants (under every accent); dev uses six other
-#      held-out espeak variants. Part of every split has noise/reverberation/telephone.
+#      other languages reading respelled digits (conf/respell.json), 15 MBROLA/Pico
+#      recorded speakers (US English and English read by German, French, Dutch, ...
+#      speakers) and ~600 espeak-ng voices. Test speakers are never heard in training:
+#      KED (festival diphone), AWB (flite) and twelve espeak-ng variants (under every
+#      accent) make the test set; seven more MBROLA/Pico speakers make test_c, scored on
+#      its own; dev uses six other held-out espeak-ng variants. Part of every split has
+#      noise/reverberation/telephone.
 #   1  tokens.txt and global CMVN statistics (ctcasr prepare)
 #   2  training (ctcasr train; conf/blstm.yaml)
 #   3  word 2-gram LM from the training texts; test WER/CER with S/D/I, greedy and
@@ -58,6 +61,13 @@ natural_train="flite:kal16 festival:kal_diphone flite:rms flite:slt festival:cmu
 accented_train="festival:lp_diphone festival:pc_diphone festival:suo_fi_lj_diphone festival:hy_fi_mv_diphone \
 festival:upc_ca_ona_hts festival:czech_dita festival:czech_machac festival:czech_krb festival:czech_ph \
 festival:msu_ru_nsh_clunits"
+# Recorded speakers from Debian's non-free section (scripts/install_tts.sh installs them):
+# MBROLA diphone voices through espeak-ng (us1/us3: American; de1-en ...: English read with
+# German, French, Dutch, Hungarian, Polish, Swedish, Romanian, Afrikaans speakers' diphones)
+# and Pico's en-US; 8 men, 7 women. Seven others (4 men, 3 women) are held out as test_c.
+diphone_train="mbrola:us1 mbrola:us3 mbrola:de1-en mbrola:de2-en mbrola:de3-en mbrola:de4-en mbrola:de5-en \
+mbrola:fr1-en mbrola:nl2-en mbrola:hu1-en mbrola:pl1-en mbrola:sw1-en mbrola:ro1-en mbrola:af1-en pico:en-US"
+test_c_voices="mbrola:us2 mbrola:en1 mbrola:de6-en mbrola:fr4-en mbrola:sw2-en mbrola:gr2-en pico:en-GB"
 accented_packages="festvox-italp16k festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-ca-ona-hts \
 festvox-czech-dita festvox-czech-machac festvox-czech-krb festvox-czech-ph festvox-ru"
 
@@ -67,8 +77,12 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   mkdir -p $data
   n_natural=$((n_train * 57 / 100))
   n_accented=$((n_train * 17 / 100))
+  # The MBROLA/Pico part comes on top of n_train (and its texts after the others', so that
+  # the other splits are those of the recipe before it had these voices).
+  n_diphone=$((n_train * 20 / 100))
   python local/make_texts.py --seed 1 --out-dir $data dev=$n_dev test_a=$((n_test / 2)) test_b=$((n_test / 2)) \
-    train_a=$n_natural train_c=$n_accented train_b=$((n_train - n_natural - n_accented))
+    train_a=$n_natural train_c=$n_accented train_b=$((n_train - n_natural - n_accented)) \
+    test_c=$((n_test / 2)) train_d=$n_diphone
   aug="--noise-prob 0.3 --snr-range 5,30 --reverb-prob 0.15 --telephone-prob 0.1"
   # Most of training from the few recorded-speaker voices, the rest from hundreds of espeak
   # voices (dealt evenly), so neither family is drowned out by the other.
@@ -79,6 +93,9 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   # people (a child among them: Czech krb).
   ctcasr synth --texts $data/train_c.txt --respell conf/respell.json --voices $accented_train \
     --out $data/wav/train_c --manifest $data/train_c.jsonl --seed 16 --jobs $jobs --prefix trc $aug --quiet
+  # Fifteen more recorded speakers (MBROLA, Pico), each with its own accent and diphones.
+  ctcasr synth --texts $data/train_d.txt --voices $diphone_train --out $data/wav/train_d \
+    --manifest $data/train_d.jsonl --seed 17 --jobs $jobs --prefix trd $aug --quiet
   ctcasr synth --texts $data/train_b.txt --voices 'espeak:*' --exclude-voices $test_voices $dev_voices \
     --out $data/wav/train_b --manifest $data/train_b.jsonl --seed 12 --jobs $jobs --prefix trb $aug --quiet
   ctcasr synth --texts $data/dev.txt --voices $dev_voices --out $data/wav/dev --manifest $data/dev.jsonl \
@@ -88,7 +105,9 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   tv=""; for v in $test_espeak_variants; do tv="$tv espeak:*+$v"; done
   ctcasr synth --texts $data/test_b.txt --voices $tv --out $data/wav/test_b --manifest $data/test_b.jsonl \
     --seed 15 --jobs $jobs --prefix teb $aug --quiet
-  cat $data/train_a.jsonl $data/train_c.jsonl $data/train_b.jsonl > $data/train.jsonl
+  ctcasr synth --texts $data/test_c.txt --voices $test_c_voices --out $data/wav/test_c \
+    --manifest $data/test_c.jsonl --seed 18 --jobs $jobs --prefix tec $aug --quiet
+  cat $data/train_a.jsonl $data/train_c.jsonl $data/train_d.jsonl $data/train_b.jsonl > $data/train.jsonl
   cat $data/test_a.jsonl $data/test_b.jsonl > $data/test.jsonl
   echo "stage 0 done after ${SECONDS}s"
 fi
@@ -119,6 +138,8 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     [ $part = test_a ] && echo "   of which KED + AWB voices:" || echo "   of which held-out espeak-ng variants:"
     ctcasr evaluate --model $exp --data $data/$part.jsonl --decoder beam --beam-size 16 | sed 's/^/   /'
   done
+  echo "-- test_c: seven more recorded speakers never heard in training (MBROLA, Pico), beam 16 + 2-gram"
+  ctcasr evaluate --model $exp --data $data/test_c.jsonl --decoder beam --beam-size 16 | tee $exp/test_c_beam_lm.txt
   # Audio without speech (sox-made noise, hum, tones) should give no words at all.
   python local/nonspeech_check.py --model $exp | tee $exp/test_nonspeech.txt
   echo "recipe time ${SECONDS}s"
