@@ -17,6 +17,8 @@
 #   scripts/install_tts.sh --main-only  leave out MBROLA and Pico (no non-free sections);
 #                                       tests of those engines then need CTCASR_REQUIRE_TTS=0
 #   scripts/install_tts.sh PKG...       also these packages (a recipe's extra festival voices)
+#   scripts/install_tts.sh --show-non-free-sources FILE [COMPONENTS]
+#                                       print what would be written for apt source FILE
 set -euo pipefail
 
 # fonts-wqy-microhei: Han characters in posteriorgram labels (recipes/tts_zh, tests).
@@ -28,8 +30,27 @@ PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us
 NONFREE=(mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 mbrola-de1 mbrola-de2 mbrola-de3 mbrola-de4
          mbrola-de5 mbrola-de6 mbrola-fr1 mbrola-fr4 mbrola-nl2 mbrola-hu1 mbrola-pl1 mbrola-sw1 mbrola-sw2
          mbrola-ro1 mbrola-af1 mbrola-gr2 libttspico-utils)
+# The entries of apt source file $1 (deb822 *.sources, or one-line sources.list) that have
+# the "main" component, with their components replaced by $2: the same mirrors and suites.
+nonfree_entries() {
+    case "$1" in
+        *.sources)
+            awk -v comps="$2" 'BEGIN { RS = ""; ORS = "\n\n" }
+                /(^|\n)Components:[^\n]*main/ { gsub(/(^|\n)Components:[^\n]*/, "\nComponents: " comps); sub(/^\n/, ""); print }' "$1" ;;
+        *)
+            # deb [options] URI SUITE COMPONENT...: keep up to the suite
+            grep -hE '^deb[[:space:]][^#]*[[:space:]]main([[:space:]]|$)' "$1" 2>/dev/null |
+                sed -E "s/^(deb([[:space:]]+\[[^]]*\])?[[:space:]]+[^[:space:]]+[[:space:]]+[^[:space:]]+).*/\1 $2/" || true ;;
+    esac
+}
+
 check=false
 main_only=false
+if [ "${1:-}" = --show-non-free-sources ]; then
+    # for tests: what would be written for apt source file $2
+    nonfree_entries "$2" "${3:-contrib non-free}"
+    exit 0
+fi
 for a in "$@"; do
     case "$a" in
         --check) check=true ;;
@@ -96,15 +117,10 @@ if [ "${#no_candidate[@]}" -gt 0 ]; then
     if [ "${ID:-}" = ubuntu ]; then comps="multiverse"; else comps="contrib non-free"; fi
     src=/etc/apt/sources.list.d/debian.sources
     [ -f "$src" ] || src=/etc/apt/sources.list.d/ubuntu.sources
-    if [ -f "$src" ]; then
-        dst=/etc/apt/sources.list.d/ctcasr-non-free.sources
-        # deb822: every stanza with the "main" component (security ones too), components replaced
-        new=$(awk -v comps="$comps" 'BEGIN { RS = ""; ORS = "\n\n" }
-            /(^|\n)Components:[^\n]*main/ { gsub(/(^|\n)Components:[^\n]*/, "\nComponents: " comps); sub(/^\n/, ""); print }' "$src")
-    else
-        dst=/etc/apt/sources.list.d/ctcasr-non-free.list
-        new=$(grep -hE '^deb [^#]* main' /etc/apt/sources.list 2>/dev/null | awk -v comps="$comps" '{ print $1, $2, $3, comps }')
-    fi
+    [ -f "$src" ] || src=/etc/apt/sources.list
+    dst=/etc/apt/sources.list.d/ctcasr-non-free.list
+    case "$src" in *.sources) dst=/etc/apt/sources.list.d/ctcasr-non-free.sources ;; esac
+    new=$(nonfree_entries "$src" "$comps")
     if [ -z "$new" ]; then
         echo "install_tts.sh: found no apt source with 'main' to add '$comps' to; enable it by hand or use --main-only" >&2
         exit 1

@@ -494,6 +494,29 @@ def test_install_script_syntax():
     subprocess.run(["bash", "-n", str(script)], check=True)
 
 
+def test_install_script_enables_non_free_for_the_same_mirrors(tmp_path):
+    # What install_tts.sh writes to /etc/apt/sources.list.d when the MBROLA/Pico packages
+    # have no candidate: the "main" entries' mirrors and suites with other components.
+    script = REPO / "scripts" / "install_tts.sh"
+    deb822 = tmp_path / "debian.sources"
+    deb822.write_text(
+        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+        "Types: deb-src\nURIs: http://x.org/other\nSuites: sid\nComponents: universe\n")
+    out = subprocess.run(["bash", str(script), "--show-non-free-sources", str(deb822)],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ("Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n"
+                           "Components: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg")
+    one_line = tmp_path / "sources.list"
+    one_line.write_text("deb http://deb.debian.org/debian bookworm main\n# deb http://x y main\n"
+                        "deb [arch=amd64 signed-by=/k.gpg] http://archive.ubuntu.com/ubuntu jammy main restricted\n"
+                        "deb-src http://deb.debian.org/debian bookworm main\ndeb http://x.org/u jammy universe\n")
+    out = subprocess.run(["bash", str(script), "--show-non-free-sources", str(one_line), "multiverse"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["deb http://deb.debian.org/debian bookworm multiverse",
+                                "deb [arch=amd64 signed-by=/k.gpg] http://archive.ubuntu.com/ubuntu jammy multiverse"]
+
+
 def test_festival_text_folds_latin_and_keeps_other_scripts():
     # Latin accents and typographic quotes fold to ASCII (English/Italian/Czech voices) ...
     assert synth._festival_text("Café “naïve” don’t Čapek") == 'Cafe "naive" don\'t Capek'
