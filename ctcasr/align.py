@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import input_time, kept_segments
 from .data import ctc_min_frames as frames_needed
 from .errors import DataError, TokenizerError
 
@@ -251,14 +252,16 @@ def align(model, tokenizer, waveform, transcript: str, sample_rate: int | None =
     ``edge_quiet_s``: as ``Transcriber.edge_quiet_s``, the model hears at most this much
     quiet before, after and (twice it) inside the speech, because its level and mean
     normalisation see the whole input; times are those of the input. With 2 s of digital
-    silence or -70 dBFS noise around each of the five samples, the word edges moved by the
-    2 s and at most 0.07 s more (0.13 s with the whole input heard; 0.31 s before
-    ``speech_frames`` took its noise floor from between the loud frames). None: the whole
-    input. When what is left is too short for the transcript, the whole input is aligned.
+    silence or -70 dBFS noise around each of the five samples, the shipped digits model's
+    48 word edges moved by the 2 s and at most 0.10 s more (also 0.10 s with the whole input
+    heard; 0.31 s before ``speech_frames`` took its noise floor from between the loud
+    frames; the model shipped before it: 0.07 s, 0.13 s with the whole input). None: the
+    whole input. When what is left is too short for the transcript, the whole input is
+    aligned.
     """
     import torch
 
-    from .audio import input_time, kept_segments, prepare_waveform
+    from .audio import prepare_waveform
 
     if boundaries not in ("speech", "tokens"):
         raise DataError(f"boundaries must be 'speech' or 'tokens', got {boundaries!r}")
@@ -266,14 +269,12 @@ def align(model, tokenizer, waveform, transcript: str, sample_rate: int | None =
     ids = transcript_ids(tokenizer, transcript)
     if torch.is_tensor(waveform):
         waveform = waveform.detach().cpu().numpy()
-    x = prepare_waveform(waveform, sample_rate or sr, sr)
+    x = whole = prepare_waveform(waveform, sample_rate or sr, sr)
     segs = kept_segments(x, sr, edge_quiet_s)
     if segs != [(0, len(x))]:
         heard = np.concatenate([x[a:b] for a, b in segs])
         if int(model.output_lengths(len(heard))) >= frames_needed(ids):
-            duration_s = len(x) / sr
-            words = align(model, tokenizer, heard, transcript, sr, boundaries, max_bytes, None)
-            return [_in_input(w, segs, sr, duration_s, model.frame_shift_s, input_time) for w in words]
+            x = heard  # else too short for the transcript: the whole input
     T = int(model.output_lengths(len(x)))
     # Refuse before running the encoder: a too-long call should fail in a second, not after
     # minutes of BiLSTM over an hour of audio.
@@ -290,10 +291,13 @@ def align(model, tokenizer, waveform, transcript: str, sample_rate: int | None =
     speech = None
     if boundaries == "speech":
         speech = speech_frames(x, lp.shape[0], round(model.frame_shift_s * sr))
-    return align_log_probs(lp, ids, tokenizer, model.frame_shift_s, len(x) / sr, speech, max_bytes)
+    words = align_log_probs(lp, ids, tokenizer, model.frame_shift_s, len(x) / sr, speech, max_bytes)
+    if x is whole:
+        return words
+    return [_in_input(w, segs, sr, len(whole) / sr, model.frame_shift_s) for w in words]
 
 
-def _in_input(w: AlignedWord, segs, sr: int, duration_s: float, fs: float, input_time) -> AlignedWord:
+def _in_input(w: AlignedWord, segs, sr: int, duration_s: float, fs: float) -> AlignedWord:
     """A word aligned in the kept ``segs`` heard one after the other, in the input's seconds
     (frames: the input's frame grid)."""
     def times(a, b):

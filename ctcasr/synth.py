@@ -480,7 +480,11 @@ def _synth_espeak(text, voice, rate, pitch, tmp):
     if voice.variant and voice.variant not in _espeak_variants():
         # espeak-ng silently ignores an unknown variant, which would mislabel the audio.
         raise SynthError(f"espeak-ng has no variant {voice.variant!r}", voice, text)
-    vname = voice.name + (f"+{voice.variant}" if voice.variant else "")
+    return _espeak_speak(voice.name + (f"+{voice.variant}" if voice.variant else ""), text, voice, rate, pitch)
+
+
+def _espeak_speak(vname, text, voice, rate, pitch, what="espeak-ng"):
+    """espeak-ng voice ``vname`` (an espeak voice, or ``mb-*`` for MBROLA) -> (x, sr, [])."""
     wpm = round(min(450, max(80, 175 * rate)))
     cmd = ["espeak-ng", "-v", vname, "-s", str(wpm), "-b", "1", "--stdout"]
     if pitch is not None:
@@ -488,11 +492,11 @@ def _synth_espeak(text, voice, rate, pitch, tmp):
     # Text on stdin: no argv parsing surprises for texts starting with '-'.
     cp = _run(cmd, input=text.encode("utf-8"))
     if cp.returncode != 0:
-        raise SynthError(f"espeak-ng failed: {_stderr_line(cp)}", voice, text)
+        raise SynthError(f"{what} failed: {_stderr_line(cp)}", voice, text)
     try:
         x, sr = _parse_wav_bytes(cp.stdout)
     except ValueError as e:
-        raise SynthError(f"espeak-ng wrote no audio ({e}; {_stderr_line(cp)})", voice, text) from None
+        raise SynthError(f"{what} wrote no audio ({e}; {_stderr_line(cp)})", voice, text) from None
     return x, sr, []
 
 
@@ -521,18 +525,7 @@ def _synth_mbrola(text, voice, rate, pitch, tmp):
         db = _mbrola_db(voice.name)
         why = "is not an English espeak-ng mb- voice" if _mbrola_db_installed(db) else f"needs the package mbrola-{db}"
         raise SynthError(f"MBROLA voice {voice.name!r} {why}", voice, text)
-    wpm = round(min(450, max(80, 175 * rate)))
-    cmd = ["espeak-ng", "-v", f"mb-{voice.name}", "-s", str(wpm), "-b", "1", "--stdout"]
-    if pitch is not None:
-        cmd += ["-p", str(_espeak_pitch_param(pitch))]
-    cp = _run(cmd, input=text.encode("utf-8"))
-    try:
-        x, sr = _parse_wav_bytes(cp.stdout)
-    except ValueError as e:
-        raise SynthError(f"espeak-ng + mbrola wrote no audio ({e}; {_stderr_line(cp)})", voice, text) from None
-    if cp.returncode != 0 or not len(x):
-        raise SynthError(f"espeak-ng + mbrola failed: {_stderr_line(cp)}", voice, text)
-    return x, sr, []
+    return _espeak_speak(f"mb-{voice.name}", text, voice, rate, pitch, "espeak-ng + mbrola")
 
 
 def _synth_pico(text, voice, rate, pitch, tmp):
