@@ -2,7 +2,8 @@
 
 Every recipe and test builds its audio here, from the engines that
 ``scripts/install_tts.sh`` installs (espeak-ng, flite, festival + sox; MBROLA diphone
-voices driven by espeak-ng and SVOX Pico's pico2wave from Debian's non-free section);
+voices driven by espeak-ng, SVOX Pico's pico2wave and RHVoice from Debian's non-free
+section);
 nothing is fetched at run time. A model is judged on voices, noise and channels it never heard, so the
 corpus builder spreads utterances evenly over many voices and varies rate, pitch, level,
 noise, reverberation, speed and channel.
@@ -55,7 +56,7 @@ from .errors import CTCASRError
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("espeak", "flite", "festival", "mbrola", "pico")
+ENGINES = ("espeak", "flite", "festival", "mbrola", "pico", "rhvoice")
 LANGUAGES = ("en", "zh")
 INSTALL_HINT = "run scripts/install_tts.sh to install the Debian TTS engines"
 
@@ -99,6 +100,10 @@ MBROLA_DIRS = ("/usr/share/mbrola", "/usr/local/share/mbrola", "/usr/share/mbrol
 # per language; en-US and en-GB speak English.
 PICO_LANG_DIRS = ("/usr/share/pico/lang", "/usr/lib/pico/lang")
 PICO_EN = ("en-US", "en-GB")
+# RHVoice (Debian non-free rhvoice + rhvoice-english): statistical parametric voices, each
+# trained on one person's recordings: alan, bdl, clb and slt on the CMU ARCTIC speakers
+# awb, bdl, clb and slt; evgeniy-eng and lyubov on Russian speakers reading English.
+RHVOICE_VOICE_DIRS = ("/usr/share/RHVoice/voices", "/usr/local/share/RHVoice/voices")
 
 # Median F0 (Hz) of the flite voices that honour int_f0_target_mean; we scale it by the
 # requested pitch factor. Voices not listed here (e.g. rms, a clunits voice that ignores
@@ -111,6 +116,7 @@ SPEAKER_ALIASES = {
     "flite:slt": "slt", "festival:cmu_us_slt_arctic_hts": "slt", "festival:cmu_us_slt_arctic_clunits": "slt",
     "flite:awb": "awb", "flite:rms": "rms", "festival:ked_diphone": "ked",
     "festival:cmu_us_awb_arctic_clunits": "awb", "festival:cmu_us_rms_arctic_clunits": "rms",
+    "rhvoice:alan": "awb", "rhvoice:slt": "slt",
 }
 
 FESTIVAL_VOICE_DIRS = ("/usr/share/festival/voices", "/usr/lib/festival/voices", "/usr/local/share/festival/voices")
@@ -193,7 +199,7 @@ class Voice:
 def engine_available(engine: str) -> bool:
     """Whether the engine's programs are on PATH."""
     progs = {"espeak": ("espeak-ng",), "flite": ("flite",), "festival": ("festival", "text2wave"),
-             "mbrola": ("espeak-ng", "mbrola"), "pico": ("pico2wave",)}[engine]
+             "mbrola": ("espeak-ng", "mbrola"), "pico": ("pico2wave",), "rhvoice": ("RHVoice-test",)}[engine]
     return all(shutil.which(p) for p in progs)
 
 
@@ -294,6 +300,26 @@ def _pico_languages() -> tuple:
 
 
 @functools.cache
+def _rhvoice_voices(language: str = "en") -> tuple:
+    """Installed RHVoice voices whose ``voice.info`` says ``language=English``, by directory
+    name ('alan', 'bdl', ...; RHVoice-test's profile names)."""
+    if not engine_available("rhvoice") or language != "en":
+        return ()
+    found = set()
+    for d in RHVOICE_VOICE_DIRS:
+        if not os.path.isdir(d):
+            continue
+        for name in os.listdir(d):
+            try:
+                info = Path(d, name, "voice.info").read_text("utf-8", "replace")
+            except OSError:
+                continue
+            if re.search(r"^language=English\s*$", info, re.M) and re.fullmatch(r"[a-z0-9\-]+", name):
+                found.add(name)
+    return tuple(sorted(found))
+
+
+@functools.cache
 def _flite_voices() -> tuple:
     if not engine_available("flite"):
         return ()
@@ -360,6 +386,7 @@ def _list_voices_cached(language: str, include_excluded: bool) -> tuple:
         voices.extend(Voice("festival", v) for v in sorted(_festival_voices()))
         voices.extend(Voice("mbrola", v) for v in _mbrola_voices("en"))
         voices.extend(Voice("pico", v) for v in _pico_languages() if v in PICO_EN)
+        voices.extend(Voice("rhvoice", v) for v in _rhvoice_voices("en"))
     return tuple(voices)
 
 
@@ -370,7 +397,8 @@ def list_voices(language: str = "en", *, include_excluded: bool = False) -> list
     crossed with every usable espeak variant (m1..m8, f1..f5, klatt, whisper, ...); flite
     voices (kal, kal16, awb, rms, slt); installed English festival voices; MBROLA voices
     that speak English (``mbrola:us1`` ... and foreign speakers' ``mbrola:de1-en`` ...,
-    those whose database is installed); Pico's en-US and en-GB. zh: espeak-ng
+    those whose database is installed); Pico's en-US and en-GB; RHVoice's English voices
+    (``rhvoice:bdl``, ``rhvoice:clb``, ...). zh: espeak-ng
     cmn-latn-pinyin crossed with the variants. Unusable variants/voices
     (EXCLUDED_ESPEAK_VARIANTS, EXCLUDED_FLITE_VOICES) are left out unless
     ``include_excluded``. Engines that are not installed contribute nothing.
@@ -541,6 +569,24 @@ def _synth_pico(text, voice, rate, pitch, tmp):
     cp = _run(["pico2wave", "-l", voice.name, "-w", out, "--", body])
     if cp.returncode != 0 or not os.path.exists(out) or os.path.getsize(out) <= 44:
         raise SynthError(f"pico2wave wrote no audio: {_stderr_line(cp)}", voice, text)
+    x, sr = _read_wav_file(out)
+    return x, sr, []
+
+
+def _synth_rhvoice(text, voice, rate, pitch, tmp):
+    if voice.name not in _rhvoice_voices("en"):
+        # RHVoice-test speaks with its default voice when the profile is unknown.
+        raise SynthError(f"RHVoice has no English voice {voice.name!r} (installed: "
+                         f"{' '.join(_rhvoice_voices('en')) or 'none'})", voice, text)
+    # -r and -t are percent of the voice's own rate and F0 (measured: F0 scales linearly,
+    # -t 50 halves it; duration scales as 100 / -r). Plain-text mode: no markup is parsed.
+    out = os.path.join(tmp, "rhvoice.wav")
+    cmd = ["RHVoice-test", "-p", voice.name, "-r", str(round(min(500, max(20, 100 * rate)))), "-o", out]
+    if pitch is not None and abs(pitch - 1.0) > 1e-3:
+        cmd += ["-t", str(round(min(400, max(25, 100 * pitch))))]
+    cp = _run(cmd, input=text.encode("utf-8"))
+    if cp.returncode != 0 or not os.path.exists(out) or os.path.getsize(out) <= 44:
+        raise SynthError(f"RHVoice-test wrote no audio: {_stderr_line(cp)}", voice, text)
     x, sr = _read_wav_file(out)
     return x, sr, []
 
@@ -726,7 +772,7 @@ def _festival_server(voice: str | None = None) -> _FestivalServer:
 
 
 _ENGINE_FUNCS = {"espeak": _synth_espeak, "flite": _synth_flite, "festival": _synth_festival,
-                 "mbrola": _synth_mbrola, "pico": _synth_pico}
+                 "mbrola": _synth_mbrola, "pico": _synth_pico, "rhvoice": _synth_rhvoice}
 
 
 def _stable_seed(*parts) -> int:

@@ -2,8 +2,8 @@
 # Install the Debian TTS engines ctcasr's corpus synthesizer (ctcasr/synth.py) uses:
 # espeak-ng, flite, festival with three English voices, sox, and (from Debian's
 # contrib/non-free sections, Ubuntu's multiverse) MBROLA with 20 diphone voices that
-# speak English and SVOX Pico's pico2wave: recorded speakers the digits recipe trains and
-# tests on.
+# speak English, SVOX Pico's pico2wave, RHVoice's six English voices and festival's
+# British diphone voices rab and don: recorded speakers the recipes train and test on.
 #
 # Idempotent and silent when everything is already installed (CI and recipes call it
 # before every run); otherwise apt-get update + install, noninteractively, with sudo when
@@ -14,7 +14,8 @@
 #
 #   scripts/install_tts.sh              install what is missing
 #   scripts/install_tts.sh --check      only report; exit 1 if something is missing
-#   scripts/install_tts.sh --main-only  leave out MBROLA and Pico (no non-free sections);
+#   scripts/install_tts.sh --main-only  leave out the contrib/non-free voices (MBROLA, Pico,
+#                                       RHVoice, festival rab/don);
 #                                       tests of those engines then need CTCASR_REQUIRE_TTS=0
 #   scripts/install_tts.sh PKG...       also these packages (a recipe's extra festival voices)
 #   scripts/install_tts.sh --show-non-free-sources FILE [COMPONENTS]
@@ -25,11 +26,13 @@ set -euo pipefail
 # fortunes, wordnet-base: English text for recipes/tts_en to speak (and its tests).
 PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fonts-wqy-microhei
           fortunes wordnet-base)
-# Non-free: MBROLA (espeak-ng's mb-* voices: US/UK English and English read by German,
-# French, Dutch, ... speakers) and Pico (en-US, en-GB).
+# Non-free and contrib: MBROLA (espeak-ng's mb-* voices: US/UK English and English read by
+# German, French, Dutch, ... speakers), Pico (en-US, en-GB), RHVoice (alan, bdl, clb, slt:
+# the CMU ARCTIC speakers; evgeniy-eng, lyubov: Russian speakers of English) and festival's
+# rab and don (British men).
 NONFREE=(mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 mbrola-de1 mbrola-de2 mbrola-de3 mbrola-de4
          mbrola-de5 mbrola-de6 mbrola-fr1 mbrola-fr4 mbrola-nl2 mbrola-hu1 mbrola-pl1 mbrola-sw1 mbrola-sw2
-         mbrola-ro1 mbrola-af1 mbrola-gr2 libttspico-utils)
+         mbrola-ro1 mbrola-af1 mbrola-gr2 libttspico-utils rhvoice rhvoice-english festvox-rablpc16k festvox-don)
 # The entries of apt source file $1 (deb822 *.sources, or one-line sources.list) that have
 # the "main" component, with their components replaced by $2: the same mirrors and suites.
 nonfree_entries() {
@@ -125,7 +128,7 @@ if [ "${#no_candidate[@]}" -gt 0 ]; then
         echo "install_tts.sh: found no apt source with 'main' to add '$comps' to; enable it by hand or use --main-only" >&2
         exit 1
     fi
-    echo "install_tts.sh: enabling '$comps' (for MBROLA voices and pico2wave) in $dst" >&2
+    echo "install_tts.sh: enabling '$comps' (for MBROLA, Pico, RHVoice and festival rab/don) in $dst" >&2
     printf '%s\n' "$new" | "${SUDO[@]}" tee "$dst" >/dev/null
     if ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log" 2>&1; then
         cat "$log" >&2
@@ -143,7 +146,7 @@ fi
 # Check the programs really run (a half-configured package would pass dpkg above next time
 # only if it is fully installed, but be explicit about what the synthesizer needs).
 progs=(espeak-ng flite festival text2wave sox)
-[ "$main_only" = true ] || progs+=(mbrola pico2wave)
+[ "$main_only" = true ] || progs+=(mbrola pico2wave RHVoice-test)
 for prog in "${progs[@]}"; do
     if ! command -v "$prog" >/dev/null 2>&1; then
         echo "install_tts.sh: $prog still not on PATH after installing" >&2

@@ -37,7 +37,7 @@ def require_tts_strict() -> bool:
 
 def require_engine(engine: str) -> None:
     """Skip (or, with CTCASR_REQUIRE_TTS=1, fail) the calling test if ``engine``
-    (one of synth.ENGINES: "espeak", "flite", "festival", "mbrola", "pico") is not installed."""
+    (one of synth.ENGINES: "espeak", "flite", "festival", "mbrola", "pico", "rhvoice") is not installed."""
     if synth.engine_available(engine):
         return
     msg = f"TTS engine {engine!r} is not installed; run scripts/install_tts.sh"

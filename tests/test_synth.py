@@ -58,7 +58,7 @@ def _median_f0(x, sr=SR):
 # ----------------------------------------------------------------------------- voices
 @pytest.mark.parametrize("s", ["espeak:en-us", "espeak:en-us+m3", "espeak:cmn-latn-pinyin+f2",
                                "flite:slt", "festival:kal_diphone", "festival:cmu_us_slt_arctic_hts",
-                               "mbrola:us1", "mbrola:de1-en", "pico:en-GB"])
+                               "mbrola:us1", "mbrola:de1-en", "pico:en-GB", "rhvoice:evgeniy-eng"])
 def test_voice_parse_round_trip(s):
     v = Voice.parse(s)
     assert str(v) == s and Voice.parse(str(v)) == v and v.id == s
@@ -250,6 +250,34 @@ def test_pico_speaks_markup_characters_as_text():
     assert len(synth.synthesize("-w --help", "pico:en-GB")) > 0.3 * SR
     with pytest.raises(SynthError, match=r"pico:xx-YY.*no language"):
         synth.synthesize("hello", "pico:xx-YY")
+
+
+def test_rhvoice_voices_and_their_speakers():
+    # alan and slt are built from the CMU ARCTIC recordings of awb and slt, who speak in
+    # flite and festival too: one speaker each for speaker-disjoint splits.
+    assert Voice.parse("rhvoice:alan").speaker == Voice.parse("flite:awb").speaker
+    assert Voice.parse("rhvoice:slt").speaker == Voice.parse("flite:slt").speaker
+    assert Voice.parse("rhvoice:bdl").speaker not in {Voice.parse(s).speaker for s in ("flite:kal", "flite:rms", "rhvoice:clb")}
+    require_engine("rhvoice")
+    names = {v.name for v in synth.list_voices("en") if v.engine == "rhvoice"}
+    assert {"alan", "bdl", "clb", "slt"} <= names
+    # RHVoice-test speaks with its default voice when the profile is unknown: we refuse.
+    with pytest.raises(SynthError, match=r"rhvoice:nosuch.*no English voice"):
+        synth.synthesize("hello", "rhvoice:nosuch")
+    # text on stdin in plain-text mode: a word in angle brackets is spoken, not taken for a
+    # tag (RHVoice says nothing for '&'), and a leading dash is not an option
+    plain = synth.synthesize("one three four", "rhvoice:clb", pad=(0.1, 0.1))
+    marked = synth.synthesize("one <two> & three four", "rhvoice:clb", pad=(0.1, 0.1))
+    assert len(marked) > len(plain) + 0.15 * SR
+    assert len(synth.synthesize("-p --help", "rhvoice:bdl")) > 0.3 * SR
+    # every voice speaks, and no two sound the same
+    seen = {}
+    for name in sorted(names):
+        x = synth.synthesize("one two three", f"rhvoice:{name}", pad=(0.1, 0.1))
+        assert 0.5 < len(x) / SR < 3.0, (name, len(x) / SR)
+        key = (len(x), round(float(np.abs(x).sum()), 2))
+        assert key not in seen, f"{name} sounds like {seen.get(key)}"
+        seen[key] = name
 
 
 # ----------------------------------------------------------------------------- augmentation
