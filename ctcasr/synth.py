@@ -650,6 +650,12 @@ def _synth_festival(text, voice, rate, pitch, tmp):
             post += ["tempo", "-s", f"{rate:.4f}"]
         if pitch is not None and abs(pitch - 1.0) > 1e-3:
             post += ["pitch", f"{1200 * math.log2(pitch):.1f}"]
+    # Some voices draw random numbers while synthesizing (the Czech ones vary phone durations
+    # with festival's rand), so a reused server would make each utterance depend on all it
+    # said before. Seed rand from the request instead; czech-rand first draws 100 numbers to
+    # size its range, once per process, so that happens before the seed.
+    seed = _stable_seed(voice, ftext, f"{rate:.4f}", pitch) % 2147483647
+    forms += ["(if (boundp 'czech-rand) (czech-rand))", f"(srand {seed})"]
     quoted = ftext.replace("\\", "\\\\").replace('"', '\\"')
     forms.append(f'(utt.save.wave (utt.synth (Utterance Text "{quoted}")) "{out}" (quote riff))')
     err = _festival_server(voice.name).run(forms)
