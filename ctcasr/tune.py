@@ -93,7 +93,7 @@ def emissions(asr, utts, batch_size: int = 16, progress: bool = False):
             with openers[i]() as src:
                 waves.append(src.read())
             idx.append(i)
-        for i, (_, lp, _, _) in zip(idx, asr._decode_windows(waves)):
+        for i, (_, lp, _, _, _) in zip(idx, asr._decode_windows(waves)):
             out[i] = lp
         if bar is not None:
             bar.update(len(idx))

@@ -47,6 +47,12 @@ are properties of this model family (30 ms frames, letters over a BiLSTM); a mod
 peakier outputs (one-frame spikes with blanks between every letter) wants a larger
 ``min_gap`` or ``min_gap=None``, which turns the re-placement off.
 
+Where the delimiter goes is the model's choice (CTC only fixes the order): a digits model
+retrained on 2026-11-28 emits it just before the next word, after the pause, and its word
+ends come out ~210 ms late here. ``ctcasr.transcribe.Transcriber``, which has the audio,
+therefore also ends a word where the speech in its span ends (energy, see there); this
+module sees only the model's outputs.
+
 Without a word delimiter (``word_delimiter_id=None``: every token is a word, e.g. Chinese
 characters) a word spans its token's run; that case has not been measured against truth.
 """
