@@ -1,5 +1,5 @@
 """The digits recipe's shell plumbing, stages 0-3, at toy size: synthesis with every voice
-family (incl. the respelled foreign voices and the MBROLA/Pico speakers), prepare, train,
+family (incl. the respelled foreign voices and the MBROLA/Pico/RHVoice speakers), prepare, train,
 LM, scoring. The figures of
 the full-size run are in recipes/digits/README.md; this only checks that run.sh works."""
 
@@ -37,7 +37,7 @@ def test_shipped_recipe_config_is_valid():
 
 
 def test_digits_recipe_stages_0_to_3_at_toy_size(tmp_path):
-    for engine in ("espeak", "flite", "festival", "mbrola", "pico"):
+    for engine in ("espeak", "flite", "festival", "mbrola", "pico", "rhvoice"):
         require_engine(engine)
     conf = tmp_path / "tiny.yaml"
     conf.write_text(TINY)
@@ -59,7 +59,8 @@ def test_digits_recipe_stages_0_to_3_at_toy_size(tmp_path):
     assert any(v.startswith("espeak:") for v in voices)
     assert any(v in json.loads((RECIPE / "conf" / "respell.json").read_text()) for v in voices)
     assert "festival:msu_ru_nsh_clunits" in voices  # festival reads the Cyrillic respellings
-    assert {v.split(":")[0] for v in voices} >= {"espeak", "flite", "festival", "mbrola", "pico"}
+    assert {v.split(":")[0] for v in voices} >= {"espeak", "flite", "festival", "mbrola", "pico", "rhvoice"}
+    assert "festival:rab_diphone" in voices
     test_voices = {json.loads(line)["voice"] for line in open(tmp_path / "data" / "test.jsonl")}
     test_c = {json.loads(line)["voice"] for line in open(tmp_path / "data" / "test_c.jsonl")}
     assert {v.split(":")[0] for v in test_c} == {"mbrola", "pico"}

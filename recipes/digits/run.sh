@@ -13,7 +13,8 @@
 #      training from the recorded English voices (KAL, RMS, SLT), ten recorded voices of
 #      other languages reading respelled digits (conf/respell.json), 15 MBROLA/Pico
 #      recorded speakers (US English and English read by German, French, Dutch, ...
-#      speakers) and ~600 espeak-ng voices. Test speakers are never heard in training:
+#      speakers), six more (RHVoice bdl, clb, evgeniy-eng, lyubov; festival rab, don) and
+#      ~600 espeak-ng voices. Test speakers are never heard in training:
 #      KED (festival diphone), AWB (flite) and twelve espeak-ng variants (under every
 #      accent) make the test set; seven more MBROLA/Pico speakers make test_c, scored on
 #      its own; dev uses six other held-out espeak-ng variants. Part of every split has
@@ -67,6 +68,10 @@ festival:msu_ru_nsh_clunits"
 # and Pico's en-US; 8 men, 7 women. Seven others (4 men, 3 women) are held out as test_c.
 diphone_train="mbrola:us1 mbrola:us3 mbrola:de1-en mbrola:de2-en mbrola:de3-en mbrola:de4-en mbrola:de5-en \
 mbrola:fr1-en mbrola:nl2-en mbrola:hu1-en mbrola:pl1-en mbrola:sw1-en mbrola:ro1-en mbrola:af1-en pico:en-US"
+# Six more recorded speakers from there: RHVoice's bdl and clb (CMU ARCTIC, American),
+# evgeniy-eng and lyubov (Russian speakers of English), festival's rab and don (British).
+# (RHVoice's alan is AWB, a test speaker: never used here.)
+more_train="rhvoice:bdl rhvoice:clb rhvoice:evgeniy-eng rhvoice:lyubov festival:rab_diphone festival:don_diphone"
 test_c_voices="mbrola:us2 mbrola:en1 mbrola:de6-en mbrola:fr4-en mbrola:sw2-en mbrola:gr2-en pico:en-GB"
 accented_packages="festvox-italp16k festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-ca-ona-hts \
 festvox-czech-dita festvox-czech-machac festvox-czech-krb festvox-czech-ph festvox-ru"
@@ -80,9 +85,10 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   # The MBROLA/Pico part comes on top of n_train (and its texts after the others', so that
   # the other splits are those of the recipe before it had these voices).
   n_diphone=$((n_train * 20 / 100))
+  n_more=$((n_train * 8 / 100))
   python local/make_texts.py --seed 1 --out-dir $data dev=$n_dev test_a=$((n_test / 2)) test_b=$((n_test / 2)) \
     train_a=$n_natural train_c=$n_accented train_b=$((n_train - n_natural - n_accented)) \
-    test_c=$((n_test / 2)) train_d=$n_diphone
+    test_c=$((n_test / 2)) train_d=$n_diphone train_e=$n_more
   aug="--noise-prob 0.3 --snr-range 5,30 --reverb-prob 0.15 --telephone-prob 0.1"
   # Most of training from the few recorded-speaker voices, the rest from hundreds of espeak
   # voices (dealt evenly), so neither family is drowned out by the other.
@@ -96,6 +102,8 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   # Fifteen more recorded speakers (MBROLA, Pico), each with its own accent and diphones.
   ctcasr synth --texts $data/train_d.txt --voices $diphone_train --out $data/wav/train_d \
     --manifest $data/train_d.jsonl --seed 17 --jobs $jobs --prefix trd $aug --quiet
+  ctcasr synth --texts $data/train_e.txt --voices $more_train --out $data/wav/train_e \
+    --manifest $data/train_e.jsonl --seed 20 --jobs $jobs --prefix tre $aug --quiet
   ctcasr synth --texts $data/train_b.txt --voices 'espeak:*' --exclude-voices $test_voices $dev_voices \
     --out $data/wav/train_b --manifest $data/train_b.jsonl --seed 12 --jobs $jobs --prefix trb $aug --quiet
   ctcasr synth --texts $data/dev.txt --voices $dev_voices --out $data/wav/dev --manifest $data/dev.jsonl \
@@ -107,7 +115,8 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
     --seed 15 --jobs $jobs --prefix teb $aug --quiet
   ctcasr synth --texts $data/test_c.txt --voices $test_c_voices --out $data/wav/test_c \
     --manifest $data/test_c.jsonl --seed 18 --jobs $jobs --prefix tec $aug --quiet
-  cat $data/train_a.jsonl $data/train_c.jsonl $data/train_d.jsonl $data/train_b.jsonl > $data/train.jsonl
+  cat $data/train_a.jsonl $data/train_c.jsonl $data/train_d.jsonl $data/train_e.jsonl $data/train_b.jsonl \
+    > $data/train.jsonl
   cat $data/test_a.jsonl $data/test_b.jsonl > $data/test.jsonl
   echo "stage 0 done after ${SECONDS}s"
 fi
