@@ -46,6 +46,7 @@ import numpy as np
 
 from .audio import input_time, kept_segments
 from .data import ctc_min_frames as frames_needed
+from .decoding.timing import speech_run
 from .errors import DataError, TokenizerError
 
 MAX_ALIGN_BYTES = 1_000_000_000
@@ -133,20 +134,6 @@ def speech_frames(waveform, num_frames: int, frame_samples: int) -> np.ndarray:
     return db > thr
 
 
-def _speech_run(speech, s: int, e: int, max_gap: int):
-    """The speech run with most speech frames in [s, e), pauses of up to ``max_gap`` frames
-    bridged (stop closures inside a word); None when [s, e) has no speech."""
-    best, cur = None, None
-    for k in np.flatnonzero(speech[s:e]) + s:
-        if cur is not None and k - cur[1] <= max_gap:
-            cur[1], cur[2] = k + 1, cur[2] + 1
-        else:
-            cur = [k, k + 1, 1]
-        if best is None or cur[2] > best[2]:
-            best = list(cur)
-    return (int(best[0]), int(best[1])) if best else None
-
-
 def _word_frames(words_tokens, delims, T, speech, frame_shift_s):
     """(start, end) frames of each word.
 
@@ -177,7 +164,7 @@ def _word_frames(words_tokens, delims, T, speech, frame_shift_s):
     max_gap = round(0.12 / frame_shift_s)  # bridges stop closures (~50-100 ms), not pauses
     out = []
     for i in range(n):
-        run = _speech_run(speech, cuts[i], cuts[i + 1], max_gap) if cuts[i + 1] > cuts[i] else None
+        run = speech_run(speech, cuts[i], cuts[i + 1], max_gap) if cuts[i + 1] > cuts[i] else None
         out.append(run or tok_spans[i])
     return out
 

@@ -343,30 +343,16 @@ class Transcriber:
         #
         # Where the space goes is the model's choice, not CTC's: a retrained digits model put
         # it just before the next word, after the pause, and word ends came out 210 ms late
-        # (median). So with ``speech`` (energy speech/pause per frame) a word ends no later
-        # than the speech in its span does: the span's largest run of speech frames, pauses up
-        # to 0.12 s (stop closures) bridged. Where the audio has no clear pause (babble,
-        # continuous speech) the run reaches the span's end and nothing changes.
+        # (median). With ``speech`` (energy speech/pause per frame of what the model heard)
+        # word_times ends a word where the speech in its span ends when a pause of 90 ms or
+        # more follows it there; without a clear pause (babble, continuous speech) nothing
+        # changes.
         fs = self.frame_shift_s
         t0 = self.model.frontend.first_frame_centre_s
         segments = segments or [(0, int(round(duration_s * self.sample_rate)))]
-        spans = word_times(lp, hyp, blank=0, word_delimiter_id=self._delimiter_id) if hyp.words else []
-        if speech is not None and len(speech) == len(lp):
-            from .align import _speech_run
-
-            max_gap = round(0.12 / fs)
-            trimmed = []
-            for s, e in spans:
-                hi = min(len(speech), int(math.ceil(e)))
-                run = _speech_run(speech, max(0, int(math.floor(s))), hi, max_gap)
-                # Only a pause inside the span moves the end: 3 frames (90 ms) or more of it
-                # after the run (a run cut off by the span's end says nothing, and a shorter
-                # stretch is as often a weak final consonant under the utterance-wide energy
-                # threshold); the run's last frame ends at (b * fs) s of the heard audio,
-                # i.e. at position b - t0 / fs.
-                end = run[1] - t0 / fs if run and hi - run[1] >= 3 else e
-                trimmed.append((s, e if end <= s else min(e, end)))
-            spans = trimmed
+        spans = word_times(lp, hyp, blank=0, word_delimiter_id=self._delimiter_id, speech=speech,
+                           speech_offset=t0 / fs, min_pause=max(1, round(0.09 / fs)),
+                           max_closure=round(0.12 / fs)) if hyp.words else []
         words = []
         for (text, start, end), (s, e) in zip(hyp.words, spans):
             # Confidence: geometric mean of the emitted tokens' posteriors at their frames.

@@ -92,6 +92,25 @@ def test_no_delimiter_every_token_is_a_word():
     assert word_times(lp, hyp, 0, None) == [(0.0, 2.0), (4.0, 5.0), (6.0, 8.0)]
 
 
+def test_speech_flags_end_a_word_at_its_pause_before_a_late_delimiter():
+    # "ab" at 2-5, the delimiter late at 14 (after the pause), "cd" at 15-18.
+    lp, hyp = _decode("..aabb........ ccdd....")
+    assert word_times(lp, hyp, 0, 1) == [(2.0, 14.0), (15.0, 23.0)]  # last: tail of 8 frames, to T
+    speech = np.zeros(len(lp), bool)
+    speech[2:7] = speech[15:20] = True
+    # run ends at frame 7 -> position 7 - offset; the last word's guessed tail is cut too
+    assert word_times(lp, hyp, 0, 1, speech=speech, speech_offset=0.5) == [(2.0, 6.5), (15.0, 19.5)]
+    # fewer than min_pause non-speech frames before the span's end: unchanged
+    speech[7:12] = True
+    assert word_times(lp, hyp, 0, 1, speech=speech, speech_offset=0.5)[0] == (2.0, 14.0)
+    # no speech in the span, or no word delimiter: unchanged
+    assert word_times(lp, hyp, 0, 1, speech=np.zeros(len(lp), bool)) == [(2.0, 14.0), (15.0, 23.0)]
+    lp2, hyp2 = _decode("..aa......bb..", delimiter=None)
+    sp2 = np.zeros(len(lp2), bool)
+    sp2[2:3] = True
+    assert word_times(lp2, hyp2, 0, None, speech=sp2) == word_times(lp2, hyp2, 0, None)
+
+
 def test_token_runs_follow_the_argmax_and_never_overlap():
     labels = np.array([0, 2, 2, 2, 0, 3, 3, 0])
     assert token_runs(labels, [2, 3], [2, 6]) == [(1, 3), (5, 6)]
