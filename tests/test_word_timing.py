@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 
 from ctcasr.decoding import BeamSearchDecoder, GreedyDecoder, NGramLM
-from ctcasr.decoding.timing import token_runs, word_times
+from ctcasr.decoding.timing import speech_run, token_runs, word_times
 
 # --------------------------------------------------------------------------- unit tests
 TOKS = ["φ", " ", "a", "b", "c", "d"]
@@ -109,6 +109,35 @@ def test_speech_flags_end_a_word_at_its_pause_before_a_late_delimiter():
     sp2 = np.zeros(len(lp2), bool)
     sp2[2:3] = True
     assert word_times(lp2, hyp2, 0, None, speech=sp2) == word_times(lp2, hyp2, 0, None)
+
+
+def _speech_run_by_hand(speech, s, e, max_gap):
+    """The rule spelled out frame by frame: runs bridged over <= max_gap non-speech frames,
+    the one with most speech frames wins, the earliest on ties."""
+    runs = []
+    for k in range(s, e):
+        if speech[k]:
+            if runs and k - runs[-1][1] <= max_gap:
+                runs[-1][1], runs[-1][2] = k + 1, runs[-1][2] + 1
+            else:
+                runs.append([k, k + 1, 1])
+    if not runs:
+        return None
+    best = max(runs, key=lambda r: r[2])  # max() keeps the first of equal ones
+    return best[0], best[1]
+
+
+def test_speech_run_agrees_with_the_rule_frame_by_frame():
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        n = int(rng.integers(0, 40))
+        speech = rng.random(n) < rng.uniform(0.1, 0.9)
+        s = int(rng.integers(0, n + 1))
+        e = int(rng.integers(s, n + 1))
+        gap = int(rng.integers(0, 5))
+        assert speech_run(speech, s, e, gap) == _speech_run_by_hand(speech, s, e, gap)
+    assert speech_run(np.array([1, 1, 0, 0, 1, 1], bool), 0, 6, 1) == (0, 2)  # tie: the first
+    assert speech_run(np.array([1, 1, 0, 0, 1, 1], bool), 0, 6, 2) == (0, 6)  # gap bridged
 
 
 def test_token_runs_follow_the_argmax_and_never_overlap():
