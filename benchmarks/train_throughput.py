@@ -174,9 +174,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
-    from ctcasr.utils import tune_malloc
+    from ctcasr.utils import limit_openmp_spin, tune_malloc
 
     malloc = (tune_malloc() if args.malloc == "tuned" else None) or "glibc default malloc settings"
+    # the OpenMP spin count `ctcasr train` sets (before torch is imported), for (a) and (b) alike
+    malloc += "; " + (limit_openmp_spin() or f"OpenMP spin count {os.environ.get('GOMP_SPINCOUNT') or 'default'}")
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 

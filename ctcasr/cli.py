@@ -431,10 +431,13 @@ def main(argv=None) -> int:
         # peak memory (benchmarks/README.md).
         # And a bounded oneDNN primitive cache: without it memory grows with every new batch
         # shape (ctcasr.utils.limit_onednn_cache).
-        from .utils import limit_onednn_cache, tune_malloc
+        # And a short OpenMP spin, so that the niced data worker gets the cores the step's
+        # threads would spin on (ctcasr.utils.limit_openmp_spin; before torch is imported).
+        from .utils import limit_onednn_cache, limit_openmp_spin, tune_malloc
 
         tune_malloc()
         limit_onednn_cache()
+        limit_openmp_spin()
 
     try:
         rc = int(a.func(a) or 0)

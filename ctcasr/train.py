@@ -563,10 +563,11 @@ def _train(model_cfg, cfg, train_manifest, valid_manifest, out, resume, dev, ran
     if is_main:
         precision = "float32" if amp_dtype is None else f"{amp_dtype} autocast".replace("torch.", "")
         user_cap = os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY") or os.environ.get("DNNL_PRIMITIVE_CACHE_CAPACITY")
-        log.info("device %s, %d torch thread(s), %d data worker(s), %s%s; %s; %s", dev, torch.get_num_threads(),
+        log.info("device %s, %d torch thread(s), %d data worker(s), %s%s; %s; %s; %s", dev, torch.get_num_threads(),
                  loader_kw["num_workers"], precision, " with a grad scaler" if use_scaler else "",
                  malloc_tuning() or "default malloc settings",
-                 onednn_cache() or f"oneDNN primitive cache: {user_cap or 'default'}")
+                 onednn_cache() or f"oneDNN primitive cache: {user_cap or 'default'}",
+                 f"OpenMP spin count {os.environ.get('GOMP_SPINCOUNT') or 'default'}")
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
     start_epoch, step, best = 0, 0, None

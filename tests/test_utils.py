@@ -168,3 +168,61 @@ def test_pick_device_refuses_devices_ctcasr_does_not_run_on():
         with pytest.raises(CTCASRError, match=repr(name)):
             pick_device(name)  # (meta and xla were an internal error with a traceback)
     assert pick_device("cpu").type == "cpu"
+
+
+# --------------------------------------------------------------------- OpenMP spin count
+_SPIN = r"""
+import sys, time
+sys.path.insert(0, {root!r})
+from ctcasr.utils import limit_openmp_spin
+print("limit:", limit_openmp_spin() if {limit} else None, flush=True)
+import torch
+torch.set_num_threads(2)
+x = torch.randn(1 << 20)
+for _ in range(5):
+    x.add_(1.0)             # the thread pool exists
+t0 = time.process_time()
+for _ in range(40):
+    x.add_(1.0)             # a parallel region over both threads ...
+    time.sleep(0.005)       # ... after which the other thread spins, or sleeps
+print("cpu:", time.process_time() - t0, flush=True)
+print("after import:", limit_openmp_spin(), flush=True)
+"""
+
+
+def _spin_run(limit: bool, env_extra=None):
+    """CPU seconds the process burns over 40 short parallel regions each followed by 5 ms
+    of sleep in the main thread (a spinning OpenMP thread burns that time)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    env.update({"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2"}, **(env_extra or {}))
+    code = _SPIN.format(root=str(Path(__file__).resolve().parents[1]), limit=limit)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    lines = dict(ln.split(": ", 1) for ln in out.splitlines() if ": " in ln)
+    return lines["limit"], float(lines["cpu"]), lines["after import"]
+
+
+def test_openmp_spin_limit_reaches_libgomp_and_yields_to_the_user():
+    from pathlib import Path
+
+    import torch
+
+    if (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 cores: libgomp barely spins when it has more threads than cores")
+    maps = Path("/proc/self/maps")
+    if not (torch.__config__.parallel_info().startswith("ATen/Parallel") and maps.exists()
+            and "libgomp" in maps.read_text()):
+        pytest.skip("this torch build does not use GNU OpenMP")
+    # With libgomp's default the second thread spins through most of each 5 ms sleep ...
+    limit, cpu_default, after = _spin_run(limit=False)
+    assert limit == "None" and after == "None"  # once torch is imported it is too late
+    # ... with the limit set before torch is imported (as `ctcasr train` does) it sleeps.
+    limit, cpu_limited, after = _spin_run(limit=True)
+    assert limit == "OpenMP spin count 2000" and after == limit
+    assert cpu_default > 0.05 and cpu_limited < cpu_default / 3, (cpu_default, cpu_limited)
+    # The user's own setting wins.
+    limit, cpu_user, _ = _spin_run(limit=True, env_extra={"GOMP_SPINCOUNT": "300000"})
+    assert limit == "None" and cpu_user > 2 * cpu_limited, (cpu_user, cpu_limited)
