@@ -361,6 +361,33 @@ def test_reverberate():
     assert np.array_equal(short, synth.reverberate(x, SR, 0.2, np.random.default_rng(0), drr_db=0))
 
 
+def test_fft_size_is_the_smallest_5_smooth_length():
+    def smooth(m):
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    for n in list(range(1, 2000)) + [46399, 65537, 100_003]:
+        m = synth.fft_size(n)
+        assert m >= n and smooth(m)
+        assert not any(smooth(k) for k in range(n, m)), n
+    assert synth.fft_size(46_399) == 46_656 < 65_536
+
+
+def test_reverberate_is_the_linear_convolution():
+    # The FFT length is no power of two: the result must still be the plain convolution
+    # (no circular wrap-around of the room's tail onto the start), cut to len(x), RMS kept.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(3001).astype(np.float32) * 0.1
+    h = rng.standard_normal(1500) * np.exp(-np.arange(1500) / 300.0)
+    h[0] = 1.0
+    y = synth.reverberate(x, SR, 0.5, rng, rir=h)
+    ref = np.convolve(x.astype(np.float64), h.astype(np.float32).astype(np.float64))[: len(x)]
+    ref *= np.sqrt(np.mean(x.astype(np.float64) ** 2) / np.mean(ref ** 2))
+    assert np.allclose(y, ref, atol=1e-6)
+
+
 @pytest.mark.parametrize("factor", [0.9, 1.0, 1.1])
 def test_speed_perturb_length(factor):
     x = _speechlike(seconds=1.7)
