@@ -92,17 +92,22 @@ train:
 """
 
 
-def test_en_recipe_stages_0_to_4_at_toy_size(tmp_path):
+@pytest.mark.parametrize("more_speakers", [False, True], ids=["default", "more-speakers"])
+def test_en_recipe_stages_0_to_4_at_toy_size(tmp_path, more_speakers):
     require_engine("espeak")
     require_engine("flite")
     require_engine("festival")
+    if more_speakers:
+        for engine in ("mbrola", "pico", "rhvoice"):
+            require_engine(engine)
     _require_sources()
     conf = tmp_path / "tiny.yaml"
     conf.write_text(TINY)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     data, exp, ship = tmp_path / "data", tmp_path / "exp", tmp_path / "models" / "en"
     r = subprocess.run(["bash", str(RECIPE / "run.sh"), "--n-train", "60", "--n-dev", "8", "--n-test", "10",
-                        "--data", str(data), "--exp", str(exp), "--config", str(conf), "--ship", str(ship)],
+                        "--data", str(data), "--exp", str(exp), "--config", str(conf), "--ship", str(ship),
+                        "--more-speakers", str(more_speakers).lower()],
                        capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     for stage in range(5):
@@ -136,3 +141,18 @@ def test_en_recipe_stages_0_to_4_at_toy_size(tmp_path):
     assert {"festival:ked_diphone", "flite:awb"} & voices("test") and not {"festival:ked_diphone", "flite:awb"} & tv
     held = re.search(r'^test_espeak_variants="([^"]+)"', (RECIPE / "run.sh").read_text(), re.MULTILINE).group(1)
     assert not {v.split("+")[-1] for v in tv if "+" in v} & set(held.split())
+    if not more_speakers:
+        assert not (data / "train_c.jsonl").exists() and "test_c" not in r.stdout
+        return
+    # train_c: the 21 more recorded speakers, in training and in the LM text; test_c: seven
+    # others, heard nowhere else, its sentences in no other split and not in the LM text.
+    from ctcasr.synth import Voice
+
+    def speakers(vs):
+        return {Voice.parse(v).speaker for v in vs}
+
+    assert texts("train_c") <= texts("train") and texts("train_c") <= lm_text
+    assert {v.split(":")[0] for v in voices("train_c")} >= {"mbrola", "pico", "rhvoice"}
+    assert not speakers(voices("test_c")) & speakers(tv | voices("test") | voices("dev"))
+    assert not texts("test_c") & (texts("train") | texts("test") | texts("dev") | lm_text)
+    assert "-- test_c:" in r.stdout and r.stdout.count("WER ") >= 6

@@ -6,7 +6,10 @@
 #   bash recipes/tts_en/run.sh --stage 3 --stop-stage 3
 #   Other options: --config YAML, --jobs N (synthesis), --n-train/--n-dev/--n-test N,
 #   --data DIR --exp DIR (default data/ and exp/blstm/ here; paths given are relative to
-#   where you run this), --ship true|DIR (stage 4: copy the model to data/models/en, or to DIR)
+#   where you run this), --ship true|DIR (stage 4: copy the model to data/models/en, or to DIR),
+#   --more-speakers true (stage 0 adds train_c: 30 % more sentences read by 21 more recorded
+#   speakers from Debian non-free/contrib, and test_c: 200 sentences by seven held-out ones;
+#   an experiment, off by default: see README)
 #
 # Stages
 #   0  texts (local/make_texts.py: sentences of 3-20 words from Debian's `fortunes` and
@@ -33,6 +36,7 @@ config=conf/blstm.yaml
 n_train=10000
 n_dev=200
 n_test=400
+more_speakers=false
 data=data
 exp=exp/blstm
 path_opts="config data exp"
@@ -54,6 +58,13 @@ for v in $test_espeak_variants; do test_voices="$test_voices espeak:*+$v"; done
 dev_voices=""
 for v in $dev_espeak_variants; do dev_voices="$dev_voices espeak:*+$v"; done
 natural_train="flite:kal16 festival:kal_diphone flite:rms flite:slt festival:cmu_us_slt_arctic_hts"
+# --more-speakers: the digits recipe's 21 recorded training speakers of Debian's non-free and
+# contrib sections (MBROLA, Pico, RHVoice, festival rab/don) and its seven held-out ones.
+more_train="mbrola:us1 mbrola:us3 mbrola:de1-en mbrola:de2-en mbrola:de3-en mbrola:de4-en mbrola:de5-en \
+mbrola:fr1-en mbrola:nl2-en mbrola:hu1-en mbrola:pl1-en mbrola:sw1-en mbrola:ro1-en mbrola:af1-en pico:en-US \
+rhvoice:bdl rhvoice:clb rhvoice:evgeniy-eng rhvoice:lyubov festival:rab_diphone festival:don_diphone"
+test_c_voices="mbrola:us2 mbrola:en1 mbrola:de6-en mbrola:fr4-en mbrola:sw2-en mbrola:gr2-en pico:en-GB"
+case $more_speakers in true|false) ;; *) echo "$0: --more-speakers takes true or false" >&2; exit 2 ;; esac
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   echo "== stage 0: texts and speech"
@@ -61,8 +72,12 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   bash ../../scripts/install_tts.sh fortunes wordnet-base
   mkdir -p $data
   n_natural=$((n_train * 40 / 100))
+  # (train_c and test_c are drawn after train_b: every other split is the same either way)
+  more_splits=""
+  [ $more_speakers = true ] && more_splits="train_c=$((n_train * 30 / 100)) test_c=$((n_test / 2))"
   python local/make_texts.py --seed 1 --out-dir $data dev=$n_dev test_a=$((n_test / 2)) test_b=$((n_test / 2)) \
-    train_a=$n_natural train_b=$((n_train - n_natural)) lm_extra=rest
+    train_a=$n_natural train_b=$((n_train - n_natural)) $more_splits lm_extra=rest
+  rm -f $data/train_c.jsonl $data/test_c.jsonl
   aug="--noise-prob 0.3 --snr-range 5,30 --reverb-prob 0.15 --telephone-prob 0.1 --speeds 0.9 1.0 1.1"
   ctcasr synth --texts $data/train_a.txt --voices $natural_train --out $data/wav/train_a \
     --manifest $data/train_a.jsonl --seed 11 --jobs $jobs --prefix tra $aug --quiet
@@ -75,7 +90,13 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   tv=""; for v in $test_espeak_variants; do tv="$tv espeak:*+$v"; done
   ctcasr synth --texts $data/test_b.txt --voices $tv --out $data/wav/test_b --manifest $data/test_b.jsonl \
     --seed 15 --jobs $jobs --prefix teb $aug --quiet
-  cat $data/train_a.jsonl $data/train_b.jsonl > $data/train.jsonl
+  if [ $more_speakers = true ]; then
+    ctcasr synth --texts $data/train_c.txt --voices $more_train --out $data/wav/train_c \
+      --manifest $data/train_c.jsonl --seed 16 --jobs $jobs --prefix trc $aug --quiet
+    ctcasr synth --texts $data/test_c.txt --voices $test_c_voices --out $data/wav/test_c \
+      --manifest $data/test_c.jsonl --seed 17 --jobs $jobs --prefix tec $aug --quiet
+  fi
+  cat $data/train_a.jsonl $data/train_b.jsonl $([ $more_speakers = true ] && echo $data/train_c.jsonl) > $data/train.jsonl
   cat $data/test_a.jsonl $data/test_b.jsonl > $data/test.jsonl
   python -c "import json,sys; print('training audio: %.2f h' % (sum(json.loads(l)['duration'] for l in open(sys.argv[1])) / 3600))" \
     $data/train.jsonl
@@ -97,7 +118,8 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   echo "== stage 3: test (speakers and sentences never heard in training)"
   # The LM text: the training transcripts plus every usable sentence that is in neither dev
   # nor test (text the model was not trained to hear, but text all the same).
-  cat $data/train_a.txt $data/train_b.txt $data/lm_extra.txt > $exp/lm_train.txt
+  cat $data/train_a.txt $data/train_b.txt $([ -f $data/train_c.jsonl ] && echo $data/train_c.txt) $data/lm_extra.txt \
+    > $exp/lm_train.txt
   # 2- and 3-grams seen once are pruned: 17 MB -> 2.7 MB of ARPA, loads in 0.3 s instead of 2 s.
   ctcasr lm build $exp/lm_train.txt --order 3 --prune 0 1 1 -o $exp/lm.arpa
   # LM weight and word score from the dev set (voices and sentences of neither train nor
@@ -113,6 +135,12 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
       echo "   $dec: $(ctcasr evaluate --model $exp --data $data/$part.jsonl --decoder $dec | tr '\n' ' ')"
     done
   done
+  if [ -f $data/test_c.jsonl ]; then
+    echo "-- test_c: seven more recorded speakers never heard in training (MBROLA, Pico), scored on its own"
+    for dec in greedy beam; do
+      echo "   $dec: $(ctcasr evaluate --model $exp --data $data/test_c.jsonl --decoder $dec | tr '\n' ' ')"
+    done
+  fi
   echo "recipe time ${SECONDS}s"
 fi
 
