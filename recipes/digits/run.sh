@@ -62,17 +62,9 @@ natural_train="flite:kal16 festival:kal_diphone flite:rms flite:slt festival:cmu
 accented_train="festival:lp_diphone festival:pc_diphone festival:suo_fi_lj_diphone festival:hy_fi_mv_diphone \
 festival:upc_ca_ona_hts festival:czech_dita festival:czech_machac festival:czech_krb festival:czech_ph \
 festival:msu_ru_nsh_clunits"
-# Recorded speakers from Debian's non-free section (scripts/install_tts.sh installs them):
-# MBROLA diphone voices through espeak-ng (us1/us3: American; de1-en ...: English read with
-# German, French, Dutch, Hungarian, Polish, Swedish, Romanian, Afrikaans speakers' diphones)
-# and Pico's en-US; 8 men, 7 women. Seven others (4 men, 3 women) are held out as test_c.
-diphone_train="mbrola:us1 mbrola:us3 mbrola:de1-en mbrola:de2-en mbrola:de3-en mbrola:de4-en mbrola:de5-en \
-mbrola:fr1-en mbrola:nl2-en mbrola:hu1-en mbrola:pl1-en mbrola:sw1-en mbrola:ro1-en mbrola:af1-en pico:en-US"
-# Six more recorded speakers from there: RHVoice's bdl and clb (CMU ARCTIC, American),
-# evgeniy-eng and lyubov (Russian speakers of English), festival's rab and don (British).
-# (RHVoice's alan is AWB, a test speaker: never used here.)
-more_train="rhvoice:bdl rhvoice:clb rhvoice:evgeniy-eng rhvoice:lyubov festival:rab_diphone festival:don_diphone"
-test_c_voices="mbrola:us2 mbrola:en1 mbrola:de6-en mbrola:fr4-en mbrola:sw2-en mbrola:gr2-en pico:en-GB"
+# Recorded speakers from Debian's non-free/contrib sections: $diphone_train (MBROLA, Pico),
+# $more_train (RHVoice, festival rab/don), held out: $test_c_voices.
+. ../../scripts/recorded_voices.sh
 accented_packages="festvox-italp16k festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-ca-ona-hts \
 festvox-czech-dita festvox-czech-machac festvox-czech-krb festvox-czech-ph festvox-ru"
 

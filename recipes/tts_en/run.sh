@@ -59,11 +59,8 @@ dev_voices=""
 for v in $dev_espeak_variants; do dev_voices="$dev_voices espeak:*+$v"; done
 natural_train="flite:kal16 festival:kal_diphone flite:rms flite:slt festival:cmu_us_slt_arctic_hts"
 # --more-speakers: the digits recipe's 21 recorded training speakers of Debian's non-free and
-# contrib sections (MBROLA, Pico, RHVoice, festival rab/don) and its seven held-out ones.
-more_train="mbrola:us1 mbrola:us3 mbrola:de1-en mbrola:de2-en mbrola:de3-en mbrola:de4-en mbrola:de5-en \
-mbrola:fr1-en mbrola:nl2-en mbrola:hu1-en mbrola:pl1-en mbrola:sw1-en mbrola:ro1-en mbrola:af1-en pico:en-US \
-rhvoice:bdl rhvoice:clb rhvoice:evgeniy-eng rhvoice:lyubov festival:rab_diphone festival:don_diphone"
-test_c_voices="mbrola:us2 mbrola:en1 mbrola:de6-en mbrola:fr4-en mbrola:sw2-en mbrola:gr2-en pico:en-GB"
+# contrib sections ($diphone_train $more_train) and its seven held-out ones ($test_c_voices).
+. ../../scripts/recorded_voices.sh
 case $more_speakers in true|false) ;; *) echo "$0: --more-speakers takes true or false" >&2; exit 2 ;; esac
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -91,7 +88,7 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   ctcasr synth --texts $data/test_b.txt --voices $tv --out $data/wav/test_b --manifest $data/test_b.jsonl \
     --seed 15 --jobs $jobs --prefix teb $aug --quiet
   if [ $more_speakers = true ]; then
-    ctcasr synth --texts $data/train_c.txt --voices $more_train --out $data/wav/train_c \
+    ctcasr synth --texts $data/train_c.txt --voices $diphone_train $more_train --out $data/wav/train_c \
       --manifest $data/train_c.jsonl --seed 16 --jobs $jobs --prefix trc $aug --quiet
     ctcasr synth --texts $data/test_c.txt --voices $test_c_voices --out $data/wav/test_c \
       --manifest $data/test_c.jsonl --seed 17 --jobs $jobs --prefix tec $aug --quiet
